@@ -1,0 +1,355 @@
+"""
+A permanent, human-readable record of a training run, in one plain text file.
+
+    logger = TrainingLogger(log_dir='logs')
+    logger.setup(config)                        # header with the whole config
+    logger.log('resumed from out/ckpt.pt')      # [ts] message
+    logger.log_step(2000, 3.21, 3.19, lr=6e-4)  # [ts] step 2000: train loss ..., val loss ..., lr 0.0006
+    logger.close()                              # footer with how the run ended
+
+Standard library only, so any script can import it. The format is a contract that
+people grep and parse (see README.md, "Logging"); read_log() at the bottom reads it back.
+Writing is best-effort in the way the stdlib's logging is: a failing disk costs log lines,
+never the training run.
+"""
+
+import ast
+import atexit
+import datetime
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+BAR = '=' * 80
+RULE = '-' * 40
+TIME_FORMAT = '%Y-%m-%d %H:%M:%S'
+
+
+class LogDirError(OSError):
+    """The log directory cannot hold a log file; raised by setup() before training starts."""
+
+
+class TrainingLogger:
+    def __init__(self, log_dir='logs', enabled=None):
+        # Decided once, from the rank: under torchrun only RANK 0 writes unless told otherwise.
+        if enabled is None:
+            enabled = os.environ.get('RANK', '0').strip() in ('', '0')
+        self.enabled = bool(enabled)
+        self.log_dir = log_dir
+        self.path = None          # the log file, once setup() has created it
+        self._fd = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._warned = False
+        self._stamp_second = None
+        self._stamp = ''
+
+    # ----------------------------------------------------------------- public API
+
+    def setup(self, config):
+        """Create log_dir and a new log file, and write the header. Raises LogDirError."""
+        if not self.enabled or self._fd is not None or self._closed:
+            return self
+        started = datetime.datetime.now()
+        self._fd, self.path = _create_log_file(self.log_dir, started)
+        lines = [BAR, f'Training run started at {started.strftime(TIME_FORMAT)}', BAR,
+                 'Configuration:', RULE]
+        for key in sorted(config, key=str):
+            lines.append(f'{_one_line(str(key))}: {format_value(config[key])}')
+        lines.append(RULE)
+        self._write('\n'.join(lines) + '\n', sync=True)
+        atexit.register(self._close_at_exit)
+        return self
+
+    def log(self, message):
+        """Write `[YYYY-MM-DD HH:MM:SS] message`, flushed before returning."""
+        if self._fd is None:
+            return
+        try:
+            line = f'[{self._timestamp()}] {_one_line(str(message))}\n'
+        except Exception as e:  # a message whose str() raises must not stop training
+            return self._warn(e)
+        self._write(line, sync=False)
+
+    def log_step(self, iter_num, train_loss, val_loss, **metrics):
+        """Write an evaluation's step line, extra metrics appended as `, name value`; fsynced."""
+        if self._fd is None:
+            return
+        try:
+            line = (f'[{self._timestamp()}] step {iter_num}: train loss {_loss(train_loss)}, '
+                    f'val loss {_loss(val_loss)}')
+            for name, value in metrics.items():
+                line += f', {name} {format_metric(value)}'
+        except Exception as e:
+            return self._warn(e)
+        self._write(line + '\n', sync=True)
+
+    def close(self, status='completed'):
+        """Write the footer with how the run ended. Later calls do nothing."""
+        with self._lock:
+            if self._fd is None:
+                self._closed = True
+                return
+            fd, self._fd, self._closed = self._fd, None, True
+        atexit.unregister(self._close_at_exit)
+        ended = datetime.datetime.now().strftime(TIME_FORMAT)
+        footer = f'{BAR}\nTraining run ended at {ended}\nStatus: {_one_line(str(status))}\n{BAR}\n'
+        self._write(footer, sync=True, fd=fd)
+        try:
+            os.close(fd)
+        except OSError as e:
+            self._warn(e)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(exit_status(exc))
+        return False  # never swallow the exception
+
+    # ----------------------------------------------------------------- internals
+
+    def _timestamp(self):
+        # strftime costs as much as the write itself; the text only changes once a second
+        now = int(time.time())
+        if now != self._stamp_second:
+            self._stamp_second, self._stamp = now, time.strftime(TIME_FORMAT, time.localtime(now))
+        return self._stamp
+
+    def _write(self, text, sync, fd=None):
+        data = text.encode('utf-8', 'backslashreplace')
+        with self._lock:
+            fd = self._fd if fd is None else fd
+            if fd is None:
+                return
+            try:
+                # os.write is unbuffered: the line is in the file, for any reader, when it returns
+                written = os.write(fd, data)
+                while written < len(data):
+                    data = data[written:]
+                    written = os.write(fd, data)
+                if sync:
+                    os.fsync(fd)
+            except OSError as e:
+                self._warn(e)
+
+    def _warn(self, error):
+        # one warning per logger: a full disk must not bury the console in repeats
+        if not self._warned:
+            self._warned = True
+            try:
+                print(f'TrainingLogger: could not log to {self.path}: {error} '
+                      '(training goes on; some log lines may be missing)', file=sys.stderr)
+            except Exception:
+                pass
+
+    def _close_at_exit(self):
+        # the interpreter is exiting without close(): say how, from the uncaught exception if any
+        self.close(exit_status(getattr(sys, 'last_value', None)))
+
+
+def exit_status(exc):
+    """The footer status for a run that ended with exception `exc` (None: it completed)."""
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        return 'completed'
+    if isinstance(exc, KeyboardInterrupt):
+        return 'interrupted'
+    return f'failed: {type(exc).__name__}: {exc}'
+
+
+def _create_log_file(log_dir, started):
+    """Exclusively create log_run_YYYYMMDD_HHMMSS[_N].txt in log_dir; never reuse a name."""
+    if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+        raise LogDirError(f'log_dir {log_dir!r} is a file, not a directory')
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise LogDirError(f'log_dir {log_dir!r} cannot be created: {_reason(e)}') from e
+    stem = os.path.join(log_dir, started.strftime('log_run_%Y%m%d_%H%M%S'))
+    # O_EXCL also refuses a symlink planted at the name, dangling or not
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0)
+    for n in range(10000):
+        path = f'{stem}.txt' if n == 0 else f'{stem}_{n}.txt'
+        try:
+            return os.open(path, flags, 0o644), path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise LogDirError(f'cannot create a log file in log_dir {log_dir!r}: {_reason(e)}') from e
+    raise LogDirError(f'log_dir {log_dir!r} already holds 10000 logs for {started}')
+
+
+def _reason(error):
+    return getattr(error, 'strerror', None) or str(error)
+
+
+# ---------------------------------------------------------------------- values
+# A config value is written so that one line holds it and read_log() types it back:
+# non-strings as their repr; strings bare, as people expect to grep them (`dataset: openwebtext`),
+# unless bare text would read back as something else ('True', '3', '', 'a\nb'): then quoted.
+
+_LINE_BREAK = re.compile(r'[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]')
+
+
+def _one_line(text):
+    if text.isprintable():  # fast path: nothing to escape
+        return text
+    return _LINE_BREAK.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def format_value(value):
+    if not isinstance(value, str):
+        for text in (repr(value), str(value)):
+            parsed = parse_value(text)
+            if text.isprintable() and not isinstance(parsed, str) and _equal(parsed, value):
+                return text
+        value = str(value)  # other objects (dtypes, paths) are kept as their text
+    if value and value.isprintable() and value == value.strip() and parse_value(value) == value:
+        return value
+    return repr(value)
+
+
+def _equal(a, b):
+    try:
+        return bool(a == b) or (a != a and b != b)  # nan reads back as nan
+    except Exception:
+        return False
+
+
+class _NanInf(ast.NodeTransformer):
+    # repr() writes float('nan') and float('inf') as bare names, which literal_eval refuses
+    def visit_Name(self, node):
+        return ast.Constant(float(node.id)) if node.id in ('nan', 'inf') else node
+
+
+def parse_value(text):
+    try:
+        return ast.literal_eval(_NanInf().visit(ast.parse(text, mode='eval')))
+    except Exception:  # not a Python literal: it is a bare string
+        return text
+
+
+def format_metric(value):
+    if isinstance(value, (bool, str)) or value is None:
+        return format_value(value)
+    if isinstance(value, int):
+        return str(value)
+    try:
+        return repr(float(value))  # numpy and torch scalars too
+    except (TypeError, ValueError):
+        return format_value(value)
+
+
+def _loss(value):
+    try:
+        return f'{value:.4f}'
+    except (TypeError, ValueError):
+        return format_metric(value)
+
+
+# ---------------------------------------------------------------------- reading back
+
+@dataclass
+class Step:
+    iter: int
+    train_loss: float
+    val_loss: float
+    metrics: dict = field(default_factory=dict)
+    time: datetime.datetime = None
+
+
+@dataclass
+class Message:
+    time: datetime.datetime
+    text: str
+
+
+@dataclass
+class Run:
+    path: str
+    started: datetime.datetime = None
+    ended: datetime.datetime = None
+    status: str = None            # None: no footer (still running, or killed)
+    config: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    skipped: int = 0              # damaged lines that could not be read
+
+    @property
+    def last_time(self):
+        """The latest time the log knows of: its end, or its last line for a run with no footer."""
+        times = [self.ended] + [x.time for x in self.steps[-1:] + self.messages[-1:]]
+        return max((t for t in times if t), default=self.started)
+
+
+_ENTRY = re.compile(r'\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (.*)')
+_STEP = re.compile(r'step (-?\d+): train loss (\S+), val loss ([^,\s]+)((?:, \w+ .*)?)')
+_METRIC = re.compile(r', (\w+) ')
+
+
+def read_log(path):
+    """Read a log back into a Run. Never raises on content: damaged lines are counted, skipped."""
+    with open(path, encoding='utf-8', errors='replace', newline='\n') as f:
+        text = f.read()
+    lines = text.split('\n')
+    lines.pop()  # text after the last newline is a line still being written: not there yet
+    run, section = Run(path=str(path)), 'start'
+    for line in lines:
+        try:
+            section = _read_line(run, section, line)
+        except (ValueError, SyntaxError, OverflowError):
+            run.skipped += 1
+    return run
+
+
+def _read_line(run, section, line):
+    if line == BAR:
+        return section
+    if line.startswith('Training run started at '):
+        run.started = _time(line[24:])
+        return 'header'
+    if line.startswith('Training run ended at '):
+        run.ended = _time(line[22:])
+        return 'footer'
+    if section == 'footer' and line.startswith('Status: '):
+        run.status = line[8:]
+        return section
+    if section == 'header' and line == 'Configuration:':
+        return 'rule'
+    if line == RULE and section in ('rule', 'config'):
+        return 'config' if section == 'rule' else 'body'
+    if section == 'config':
+        key, sep, value = line.partition(': ')
+        if not sep:
+            raise ValueError(line)
+        run.config[key] = parse_value(value)
+        return section
+    m = _ENTRY.fullmatch(line)
+    if not m:
+        return _skip(run, line)
+    when, rest = _time(m.group(1)), m.group(2)
+    s = _STEP.fullmatch(rest)
+    if s:
+        names_values = _METRIC.split(s.group(4))[1:]
+        metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
+        run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics, when))
+    else:
+        run.messages.append(Message(when, rest))
+    return 'body'
+
+
+def _skip(run, line):
+    if line:
+        run.skipped += 1
+    return 'body' if run.started else 'start'
+
+
+def _float(text):
+    return None if text == 'None' else float(text)
+
+
+def _time(text):
+    return datetime.datetime.strptime(text, TIME_FORMAT)
