@@ -1,0 +1,119 @@
+"""
+Measure training throughput: ms/iter, tokens/s, achieved TFLOP/s and, where the device's peak
+is known, MFU. Takes train.py's model, data and system keys, in the same --key=value style.
+Defaults are GPT-2 124M on synthetic data.
+
+$ python bench.py                                       # GPT-2 124M, whatever device is here
+$ python bench.py --real_data=True --dataset=shakespeare_char --n_layer=4 --n_head=4 --n_embd=128 --block_size=64
+
+The last line is a summary for scripts:
+bench: ms_per_iter=... tokens_per_s=... tflops=... mfu=... device=... dtype=... compile=...
+"""
+import os
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from configurator import configure, die, resolve
+from model import GPT, GPTConfig, peak_flops
+
+# -----------------------------------------------------------------------------
+batch_size = 12
+block_size = 1024
+n_layer = 12
+n_head = 12
+n_embd = 768
+dropout = 0.0
+bias = False
+vocab_size = 50304
+real_data = False # True: batches from data/<dataset>/train.bin; False: random tokens
+dataset = 'openwebtext'
+learning_rate = 6e-4
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+burn_in = 10 # iterations before timing: compilation, allocator and cache warm-up
+num_iters = 20 # timed iterations
+seed = 1337
+device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
+dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhere
+compile = 'auto' # torch.compile the model: on CUDA only
+# -----------------------------------------------------------------------------
+config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+globals().update(configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__))
+# -----------------------------------------------------------------------------
+
+device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
+if num_iters < 1 or burn_in < 0:
+    die(f'num_iters must be at least 1 and burn_in at least 0, got {num_iters} and {burn_in}')
+torch.manual_seed(seed)
+torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
+torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
+ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+
+if real_data:
+    path = os.path.join('data', dataset, 'train.bin')
+    if not os.path.exists(path):
+        die(f'{path} not found: prepare it with `python data/{dataset}/prepare.py`, or use --real_data=False')
+    data = np.memmap(path, dtype=np.uint16, mode='r')
+    if len(data) <= block_size:
+        die(f'{path} holds {len(data)} tokens, too few for block_size={block_size}')
+    vocab_size = max(vocab_size, int(data.max()) + 1)
+def get_batch():
+    if real_data:
+        ix = torch.randint(len(data) - block_size, (batch_size,))
+        x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    else:
+        x = torch.randint(vocab_size, (batch_size, block_size))
+        y = torch.randint(vocab_size, (batch_size, block_size))
+    if device_type == 'cuda':
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+model = GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
+                      n_embd=n_embd, dropout=dropout, bias=bias))
+model.to(device)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
+raw_model = model
+if compile:
+    print('compiling the model...', flush=True)
+    model = torch.compile(model)
+
+def sync():
+    if device_type == 'cuda':
+        torch.cuda.synchronize()
+    elif device_type == 'mps':
+        torch.mps.synchronize()
+
+print(f'{raw_model.get_num_params() / 1e6:.2f}M parameters, batch {batch_size}x{block_size}, '
+      f'device {device}, dtype {dtype}, compile {compile}', flush=True)
+X, Y = get_batch()
+for stage, iters in (('burn-in', burn_in), ('timed', num_iters)):
+    sync()
+    t0 = time.perf_counter()
+    for k in range(iters):
+        with ctx:
+            logits, loss = model(X, Y)
+        X, Y = get_batch()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+    sync()
+    dt = time.perf_counter() - t0
+    if iters:
+        print(f'{stage}: {iters} iterations, {dt / iters * 1000:.2f} ms/iter, loss {loss.item():.4f}')
+
+dt = dt / num_iters
+flops, mfu = raw_model.estimate_mfu(batch_size, dt, peak_flops(device, ptdtype))
+tokens_per_s = batch_size * block_size / dt
+print(f'{dt * 1000:.2f} ms/iter, {tokens_per_s:,.0f} tokens/s, {flops / 1e12:.2f} TFLOP/s achieved, '
+      + (f'MFU {mfu * 100:.2f}%' if mfu is not None else 'MFU unknown (no peak known for this device)'))
+print(f'bench: ms_per_iter={dt * 1000:.2f} tokens_per_s={tokens_per_s:.0f} tflops={flops / 1e12:.4f} '
+      f"mfu={'%.2f' % (mfu * 100) if mfu is not None else 'na'} device={device} dtype={dtype} compile={compile}")

@@ -1,0 +1,110 @@
+"""
+Sample from a trained model: a checkpoint of train.py (character-level or GPT-2 BPE), or
+OpenAI's GPT-2 weights (needs `pip install transformers`).
+
+$ python sample.py --out_dir=out-shakespeare-char-cpu --start="ROMEO:" --num_samples=2
+$ python sample.py --init_from=gpt2 --start=FILE:prompt.txt
+"""
+import os
+import pickle
+import sys
+from contextlib import nullcontext
+
+import torch
+
+from configurator import configure, die, resolve
+from model import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+init_from = 'resume' # either 'resume' (from an out_dir) or a gpt2 variant (e.g. 'gpt2-xl')
+out_dir = 'out' # ignored if init_from is not 'resume'
+start = "\n" # or "<|endoftext|>" or etc. Can also specify a file, use as: "FILE:prompt.txt"
+num_samples = 10 # number of samples to draw
+max_new_tokens = 500 # number of tokens generated in each sample
+temperature = 0.8 # 1.0 = no change, < 1.0 = less random, > 1.0 = more random, in predictions
+top_k = 200 # retain only the top_k most likely tokens, clamp others to have 0 probability
+seed = 1337
+device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
+dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhere
+compile = False # use PyTorch 2.0 to compile the model to be faster
+# -----------------------------------------------------------------------------
+config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+globals().update(configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__))
+# -----------------------------------------------------------------------------
+
+device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
+if temperature <= 0:
+    die(f'temperature must be > 0, got {temperature} (use --top_k=1 for greedy decoding)')
+if top_k < 1:
+    die(f'top_k must be at least 1, got {top_k}')
+if start.startswith('FILE:'):
+    try:
+        with open(start[5:], 'r', encoding='utf-8') as f:
+            start = f.read()
+    except OSError as e:
+        die(f'cannot read the start text {start[5:]!r}: {e.strerror}')
+
+torch.manual_seed(seed)
+torch.cuda.manual_seed(seed)
+torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
+torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
+ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+
+# model
+meta_path = None
+if init_from == 'resume':
+    ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+    if not os.path.exists(ckpt_path):
+        die(f'no checkpoint at {ckpt_path}: train one first, or point --out_dir at a run')
+    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    model = GPT(GPTConfig(**checkpoint['model_args']))
+    model.load_checkpoint_weights(checkpoint['model'])
+    if 'config' in checkpoint and 'dataset' in checkpoint['config']: # older checkpoints may not have these...
+        meta_path = os.path.join('data', checkpoint['config']['dataset'], 'meta.pkl')
+elif init_from.startswith('gpt2'):
+    try:
+        model = GPT.from_pretrained(init_from, dict(dropout=0.0))
+    except (ImportError, ValueError) as e:
+        die(e)
+else:
+    die(f"init_from must be 'resume' or a GPT-2 model name like 'gpt2-xl', got {init_from!r}")
+model.eval()
+model.to(device)
+if compile:
+    model = torch.compile(model) # requires PyTorch 2.0 (optional)
+
+# a character-level dataset's meta.pkl maps characters to ids; without one the ids are GPT-2's
+meta = None
+if meta_path and os.path.exists(meta_path):
+    with open(meta_path, 'rb') as f:
+        meta = pickle.load(f)
+if meta and 'stoi' in meta:
+    stoi, itos = meta['stoi'], meta['itos']
+    unknown = sorted(set(start) - set(stoi))
+    if unknown:
+        die(f'the start text has characters this model never saw: {"".join(unknown)!r}')
+    encode = lambda s: [stoi[c] for c in s]
+    decode = lambda l: ''.join([itos[i] for i in l])
+else:
+    if model.config.vocab_size < 50257:
+        die(f'this model has a {model.config.vocab_size}-token vocabulary but {meta_path} is missing: '
+            'it is needed to decode its characters')
+    from data.bpe import gpt2_encoding
+    enc = gpt2_encoding()
+    encode = lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})
+    decode = lambda l: enc.decode(l)
+
+# encode the beginning of the prompt
+start_ids = encode(start)
+if not start_ids:
+    die('the start text is empty')
+x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
+
+# run generation
+with torch.no_grad():
+    with ctx:
+        for k in range(num_samples):
+            y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k)
+            print(decode(y[0].tolist()))
+            print('---------------')

@@ -1,0 +1,57 @@
+"""Shared pieces for the tests that run train.py, sample.py, bench.py and torchrun as a user would."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# a model and a run small enough that a CPU trains it in a second or two
+TINY = ['--dataset=tiny', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32',
+        '--batch_size=4', '--gradient_accumulation_steps=1', '--eval_iters=2', '--log_interval=1',
+        '--warmup_iters=2', '--lr_decay_iters=100', '--learning_rate=1e-2', '--device=cpu', '--compile=False']
+TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\n'
+        'All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n')
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A directory to run the scripts in, holding data/tiny as a prepare.py would leave it."""
+    return make_workdir(tmp_path)
+
+
+def make_workdir(tmp_path):
+    data = tmp_path / 'data' / 'tiny'
+    data.mkdir(parents=True)
+    text = TEXT * 60
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    n = int(len(ids) * 0.9)
+    ids[:n].tofile(data / 'train.bin')
+    ids[n:].tofile(data / 'val.bin')
+    with open(data / 'meta.pkl', 'wb') as f:
+        pickle.dump({'vocab_size': len(chars), 'itos': dict(enumerate(chars)), 'stoi': stoi}, f)
+    return tmp_path
+
+
+def script(name, *args, cwd, env=None, timeout=180):
+    """Run one of the project's scripts from `cwd` and return the finished process."""
+    target = name if name.startswith('-') else os.path.join(ROOT, name)  # '-c' runs code instead
+    return subprocess.run([sys.executable, target, *map(str, args)], cwd=cwd,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def torchrun(nproc, *args, cwd, timeout=240):
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                           f'--nproc_per_node={nproc}', os.path.join(ROOT, 'train.py'), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def logs_in(directory):
+    directory = os.path.join(directory, 'logs')
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory)) if os.path.isdir(directory) else []

@@ -1,0 +1,383 @@
+"""model.py: GPT-2 shapes and losses, learning, sampling, nanoGPT's checkpoint layout,
+the optimizer's groups, honest MFU, and (on a CUDA machine) bf16, fused AdamW and compile."""
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from model import GPT, GPTConfig, peak_flops  # noqa: E402
+
+VOCAB = 65
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def tiny_config(**kw):
+    args = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=VOCAB, dropout=0.0)
+    args.update(kw)
+    return GPTConfig(**args)
+
+
+def tiny_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return GPT(tiny_config(**kw))
+
+
+def batch(b=4, t=16, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, VOCAB, (b, t), generator=g)
+    y = torch.randint(0, VOCAB, (b, t), generator=g)
+    return x, y
+
+
+# ---- forward -------------------------------------------------------------------------------
+
+def test_forward_with_targets_gives_logits_for_every_position_and_a_scalar_loss():
+    x, y = batch()
+    logits, loss = tiny_model()(x, y)
+    assert logits.shape == (4, 16, VOCAB)
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_forward_without_targets_gives_only_the_last_positions_logits_and_no_loss():
+    model = tiny_model()
+    x, y = batch()
+    logits, loss = model(x)
+    assert logits.shape == (4, 1, VOCAB)
+    assert loss is None
+    full, _ = model(x, y)
+    torch.testing.assert_close(logits[:, 0], full[:, -1])
+
+
+def test_targets_of_minus_one_are_ignored_by_the_loss():
+    model = tiny_model()
+    x, y = batch()
+    masked = y.clone()
+    masked[:, 8:] = -1
+    _, loss_masked = model(x, masked)
+    logits, _ = model(x, y)
+    expected = torch.nn.functional.cross_entropy(logits[:, :8].reshape(-1, VOCAB),
+                                                 y[:, :8].reshape(-1))
+    torch.testing.assert_close(loss_masked, expected)
+
+
+def test_untrained_model_loss_is_about_ln_vocab_size():
+    _, loss = tiny_model()(*batch())
+    assert abs(loss.item() - math.log(VOCAB)) < 0.1
+
+
+def test_forward_refuses_a_sequence_longer_than_block_size():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="block_size is only 16"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_a_few_adamw_steps_on_a_fixed_batch_lower_the_loss():
+    model = tiny_model()
+    opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu")
+    x, y = batch()
+    losses = []
+    for _ in range(25):
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 1.0, losses
+
+
+def test_dropout_is_active_in_training_and_off_in_eval():
+    model = tiny_model(dropout=0.5)
+    x, _ = batch()
+    model.train()
+    a, b = model(x)[0], model(x)[0]
+    assert not torch.equal(a, b)
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])
+
+
+# ---- init and layout -----------------------------------------------------------------------
+
+def test_state_dict_uses_nanogpts_names_and_shapes():
+    model = tiny_model()
+    sd = model.state_dict()
+    C, V = 32, VOCAB
+    expected = {
+        "transformer.wte.weight": (V, C),
+        "transformer.wpe.weight": (16, C),
+        "transformer.ln_f.weight": (C,),
+        "transformer.ln_f.bias": (C,),
+        "lm_head.weight": (V, C),
+    }
+    for i in range(2):
+        p = f"transformer.h.{i}."
+        expected.update({
+            p + "ln_1.weight": (C,), p + "ln_1.bias": (C,),
+            p + "attn.c_attn.weight": (3 * C, C), p + "attn.c_attn.bias": (3 * C,),
+            p + "attn.c_proj.weight": (C, C), p + "attn.c_proj.bias": (C,),
+            p + "ln_2.weight": (C,), p + "ln_2.bias": (C,),
+            p + "mlp.c_fc.weight": (4 * C, C), p + "mlp.c_fc.bias": (4 * C,),
+            p + "mlp.c_proj.weight": (C, 4 * C), p + "mlp.c_proj.bias": (C,),
+        })
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+
+
+def test_checkpoint_weights_load_without_compiles_prefix_or_old_mask_buffers():
+    source = tiny_model(seed=1)
+    saved = {'_orig_mod.' + k: v for k, v in source.state_dict().items()}
+    for i in range(source.config.n_layer):  # nanoGPT before flash attention saved its causal mask
+        saved[f'_orig_mod.transformer.h.{i}.attn.bias'] = torch.ones(1, 1, 16, 16).tril()
+    model = tiny_model(seed=2)
+    model.load_checkpoint_weights(saved)
+    for k, v in source.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_lm_head_weight_is_the_token_embedding():
+    model = tiny_model()
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_bias_false_leaves_no_bias_tensors():
+    sd = tiny_model(bias=False).state_dict()
+    assert not [k for k in sd if k.endswith(".bias")]
+
+
+def test_init_is_gpt2s_with_residual_projections_scaled_by_depth():
+    torch.manual_seed(0)
+    model = GPT(tiny_config(n_layer=4, n_embd=64))
+    for name, p in model.named_parameters():
+        if name.endswith(".bias"):
+            assert torch.all(p == 0), name
+    attn_proj = model.transformer.h[0].attn.c_proj.weight
+    mlp_proj = model.transformer.h[0].mlp.c_proj.weight
+    expected = 0.02 / math.sqrt(2 * 4)
+    for w in (attn_proj, mlp_proj):
+        assert abs(w.std().item() - expected) < 0.1 * expected
+    assert abs(model.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.002
+    assert abs(model.transformer.wpe.weight.std().item() - 0.02) < 0.002
+
+
+def test_get_num_params_counts_tied_weights_once_and_can_leave_out_positions():
+    model = tiny_model()
+    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in unique.values())
+    assert model.get_num_params(non_embedding=False) == total
+    assert model.get_num_params() == total - 16 * 32
+
+
+def test_crop_block_size_keeps_the_first_positions_and_refuses_to_grow():
+    model = tiny_model()
+    wpe = model.transformer.wpe.weight.detach().clone()
+    model.crop_block_size(8)
+    assert model.config.block_size == 8
+    torch.testing.assert_close(model.transformer.wpe.weight.detach(), wpe[:8])
+    logits, _ = model(*batch(t=8))
+    assert logits.shape == (4, 8, VOCAB)
+    with pytest.raises(ValueError):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="only shrink"):
+        model.crop_block_size(16)
+
+
+# ---- generate ------------------------------------------------------------------------------
+
+def test_generate_appends_max_new_tokens_all_within_the_vocab():
+    model = tiny_model().eval()
+    idx = torch.zeros(3, 5, dtype=torch.long)
+    out = model.generate(idx, 7, temperature=0.8, top_k=10)
+    assert out.shape == (3, 12)
+    assert torch.equal(out[:, :5], idx)
+    assert out.min() >= 0 and out.max() < VOCAB
+
+
+def test_top_k_1_is_greedy_argmax_decoding():
+    model = tiny_model().eval()
+    idx = torch.randint(0, VOCAB, (2, 4), generator=torch.Generator().manual_seed(3))
+    out = model.generate(idx, 6, top_k=1)
+    expected = idx
+    for _ in range(6):
+        logits, _ = model(expected)
+        expected = torch.cat([expected, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, expected)
+    assert torch.equal(model.generate(idx, 6, top_k=1), out)
+
+
+def test_top_k_larger_than_the_vocab_is_clamped():
+    out = tiny_model().eval().generate(torch.zeros(1, 1, dtype=torch.long), 3, top_k=10_000)
+    assert out.shape == (1, 4)
+
+
+def test_generate_crops_a_context_longer_than_block_size_to_its_latest_tokens():
+    model = tiny_model().eval()
+    idx = torch.randint(0, VOCAB, (1, 20), generator=torch.Generator().manual_seed(4))
+    out = model.generate(idx, 3, top_k=1)
+    assert out.shape == (1, 23)
+    from_tail = model.generate(idx[:, -16:], 3, top_k=1)
+    assert torch.equal(out[:, -3:], from_tail[:, -3:])
+
+
+def test_generate_refuses_a_non_positive_temperature():
+    model = tiny_model().eval()
+    for t in (0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            model.generate(torch.zeros(1, 1, dtype=torch.long), 1, temperature=t)
+
+
+# ---- optimizer -----------------------------------------------------------------------------
+
+def test_configure_optimizers_decays_matrices_only_and_holds_every_parameter_once():
+    model = tiny_model()
+    opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu")
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert all(p.dim() < 2 for p in no_decay["params"])
+    no_decay_ids = {id(p) for p in no_decay["params"]}
+    for name, p in model.named_parameters():
+        if name.endswith(".bias") or ".ln_" in name:
+            assert id(p) in no_decay_ids, name
+    held = decay["params"] + no_decay["params"]
+    assert len(held) == len({id(p) for p in held}) == len(list(model.parameters()))
+    assert sum(p.numel() for p in held) == model.get_num_params(non_embedding=False)
+    assert opt.defaults["lr"] == 6e-4 and opt.defaults["betas"] == (0.9, 0.95)
+
+
+def test_configure_optimizers_fuses_adamw_on_cpu_but_not_on_devices_without_the_kernel():
+    model = tiny_model()
+    assert model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu").defaults["fused"] is True
+    assert not model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "mps").defaults.get("fused")
+
+
+# ---- FLOPs and MFU -------------------------------------------------------------------------
+
+def test_flops_per_iter_is_the_palm_estimate():
+    model = tiny_model()
+    N = model.get_num_params()
+    per_token = 6 * N + 12 * 2 * 2 * 16 * 16
+    assert model.flops_per_iter(12) == per_token * 16 * 12
+
+
+def test_cpu_has_no_peak_so_mfu_is_none_but_flops_per_second_is_reported():
+    assert peak_flops("cpu", torch.bfloat16) is None
+    assert peak_flops(torch.device("cpu"), torch.float32) is None
+    model = tiny_model()
+    achieved, mfu = model.estimate_mfu(12, 0.5, peak=None)
+    assert mfu is None
+    assert achieved == model.flops_per_iter(12) / 0.5 > 0
+
+
+def test_estimate_mfu_divides_by_the_given_peak_and_refuses_a_non_positive_dt():
+    model = tiny_model()
+    achieved, mfu = model.estimate_mfu(12, 0.25, peak=1e12)
+    assert mfu == pytest.approx(achieved / 1e12)
+    with pytest.raises(ValueError):
+        model.estimate_mfu(12, 0.0)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("NVIDIA H100 80GB HBM3", 989e12),
+    ("NVIDIA H200", 989e12),
+    ("NVIDIA A100-SXM4-80GB", 312e12),
+    ("NVIDIA A100 80GB PCIe", 312e12),
+    ("NVIDIA H100 PCIe", 756e12),
+    ("NVIDIA Mystery GPU", None),
+    ("NVIDIA A10G", None),  # not the A10: another tensor-core rate
+    ("NVIDIA GeForce RTX 4090 D", None),  # fewer SMs than the 4090
+    ("Tesla V100-SXM2-16GB", None),  # no bf16 tensor cores
+])
+def test_peak_flops_bf16_for_a_cuda_device_name(monkeypatch, name, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    for device in ("cuda", "cuda:1", torch.device("cuda:0")):
+        assert peak_flops(device, torch.bfloat16) == expected
+    assert peak_flops("cuda", "bfloat16") == expected
+
+
+def test_peak_flops_float32_follows_the_tf32_setting(monkeypatch):
+    if not hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        pytest.skip("this torch has no fp32_precision setting")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-40GB")
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.fp32_precision  # a torch setting, not an attribute monkeypatch can undo
+    try:
+        matmul.fp32_precision = "ieee"
+        assert peak_flops("cuda", torch.float32) == 19.5e12
+        matmul.fp32_precision = "tf32"
+        assert peak_flops("cuda", torch.float32) == 156e12
+    finally:
+        matmul.fp32_precision = saved
+    assert peak_flops("cuda", torch.float64) is None
+
+
+# ---- from_pretrained -----------------------------------------------------------------------
+
+def test_from_pretrained_without_transformers_says_pip_install_transformers(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
+    with pytest.raises(ImportError, match="pip install transformers") as info:
+        GPT.from_pretrained("gpt2")
+    assert "\n" not in str(info.value)
+
+
+def test_from_pretrained_refuses_unknown_models_and_overrides_other_than_dropout():
+    with pytest.raises(ValueError, match="gpt2-medium"):
+        GPT.from_pretrained("gpt3")
+    with pytest.raises(ValueError, match="n_layer"):
+        GPT.from_pretrained("gpt2", dict(n_layer=2))
+
+
+def test_from_pretrained_converts_huggingface_gpt2_to_the_same_logits(monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    # random weights of gpt2's shape stand in for the download; erf GELU as ours
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(activation_function="gelu")).eval()
+    monkeypatch.setattr(transformers.GPT2LMHeadModel, "from_pretrained", lambda *a, **k: hf)
+    model = GPT.from_pretrained("gpt2", dict(dropout=0.0)).eval()
+    assert model.config.vocab_size == 50257 and model.config.dropout == 0.0
+    idx = torch.randint(0, 50257, (2, 12))
+    with torch.no_grad():
+        ours, _ = model(idx, idx)
+        theirs = hf(idx).logits
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@gpu
+def test_bf16_autocast_forward_backward_on_cuda_gives_a_finite_loss():
+    model = tiny_model().cuda()
+    x, y = (t.cuda() for t in batch())
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        _, loss = model(x, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.gpu
+@gpu
+def test_configure_optimizers_on_cuda_returns_a_fused_adamw_that_steps():
+    model = tiny_model().cuda()
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cuda")
+    assert opt.defaults["fused"] is True
+    before = model.lm_head.weight.detach().clone()
+    _, loss = model(*(t.cuda() for t in batch()))
+    loss.backward()
+    opt.step()
+    assert not torch.equal(before, model.lm_head.weight.detach())
+
+
+@pytest.mark.gpu
+@gpu
+def test_compiled_model_on_cuda_matches_eager_loss_and_backpropagates():
+    model = tiny_model().cuda()
+    x, y = (t.cuda() for t in batch())
+    _, eager = model(x, y)
+    compiled = torch.compile(model)
+    _, loss = compiled(x, y)
+    loss.backward()
+    assert abs(loss.item() - eager.item()) < 1e-3
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())

@@ -1,0 +1,179 @@
+"""train.py and sample.py end to end on a tiny model: the log, checkpoints and samples they leave."""
+import importlib.util
+import os
+import re
+import shlex
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, TEXT, logs_in, make_workdir, script
+from logger import read_log
+
+
+def train_tiny(workdir):
+    """One finished tiny run: 8 iterations, evaluations at 0, 4 and 8."""
+    r = script('train.py', *TINY, '--max_iters=8', '--eval_interval=4', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    return workdir, r
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Shared by the tests that only read what the run left."""
+    return train_tiny(make_workdir(tmp_path_factory.mktemp('trained')))
+
+
+@pytest.fixture
+def trained_here(workdir):
+    """A run of the test's own, for tests that change what it left."""
+    return train_tiny(workdir)
+
+
+def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
+    workdir, r = trained
+    logs = logs_in(workdir)
+    assert len(logs) == 1
+    run = read_log(logs[0])
+    help_text = script('train.py', '--help', cwd=workdir).stdout
+    every_key = re.findall(r'^  --(\w+)', help_text, re.M)
+    assert sorted(run.config) == sorted(every_key) and len(every_key) > 30
+    assert run.config['n_layer'] == 2 and run.config['dataset'] == 'tiny'  # overrides, not defaults
+    texts = [m.text for m in run.messages]
+    command = next(t for t in texts if t.startswith('command: '))
+    assert shlex.split(command[9:])[1:] == [os.path.join(ROOT, 'train.py'), *TINY, '--max_iters=8',
+                                           '--eval_interval=4']
+    assert any(re.fullmatch(r'python \d+\.\d+\.\d+, torch \S+, numpy \S+', t) for t in texts)
+    assert any('device: cpu' in t and 'world_size: 1' in t for t in texts)
+    progress = [t for t in texts if t.startswith('iter ')]
+    assert len(progress) == 8
+    assert all(re.fullmatch(r'iter \d+: loss \d+\.\d{4}, time \d+\.\d\dms, \d+\.\d+ TFLOP/s', t) for t in progress)
+    assert [s.iter for s in run.steps] == [0, 4, 8]  # evaluation at 0, every eval_interval and at the end
+    assert all({'lr', 'mfu'} <= s.metrics.keys() and s.metrics['mfu'] is None for s in run.steps)
+    assert run.steps[-1].val_loss < run.steps[0].val_loss
+    assert run.status == 'completed'
+    # console output goes on as nanoGPT users know it
+    assert re.search(r'^step 8: train loss \d+\.\d{4}, val loss \d+\.\d{4}$', r.stdout, re.M)
+    assert re.search(r'^iter 7: loss \d+\.\d{4}, time ', r.stdout, re.M)
+
+
+def test_checkpoint_has_clean_keys_the_best_val_loss_and_is_logged(trained):
+    workdir, _ = trained
+    ckpt = torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)
+    assert not any(k.startswith('_orig_mod.') for k in ckpt['model'])
+    run = read_log(logs_in(workdir)[0])
+    assert ckpt['best_val_loss'] == pytest.approx(min(s.val_loss for s in run.steps), abs=1e-4)
+    assert ckpt['iter_num'] == 8 and ckpt['config']['max_iters'] == 8
+    saves = [m.text for m in run.messages if m.text.startswith('saving checkpoint')]
+    assert saves == [f'saving checkpoint to {os.path.join("out", "ckpt.pt")} at iter {i}' for i in (4, 8)]
+    assert os.listdir(workdir / 'out') == ['ckpt.pt']  # no temporary file left behind
+
+
+def test_best_val_loss_is_never_replaced_by_a_worse_one(workdir):
+    # a learning rate this high makes the loss go up after the first evaluations
+    r = script('train.py', *TINY, '--max_iters=12', '--eval_interval=2', '--learning_rate=3.0',
+               '--warmup_iters=0', '--decay_lr=False', '--grad_clip=0.0', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    run = read_log(logs_in(workdir)[0])
+    vals = [s.val_loss for s in run.steps]
+    assert vals[-1] > min(vals), vals  # the run got worse: the case being tested
+    ckpt = torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)
+    assert ckpt['best_val_loss'] == pytest.approx(min(vals), abs=1e-4)
+
+
+def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
+    workdir, _ = trained_here
+    before = (workdir / 'out' / 'ckpt.pt').read_bytes()
+    r = script('train.py', *TINY, '--max_iters=8', cwd=workdir)
+    assert r.returncode == 2 and '--init_from=resume' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert (workdir / 'out' / 'ckpt.pt').read_bytes() == before
+    assert len(logs_in(workdir)) == 1
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(trained_here):
+    workdir, _ = trained_here
+    ckpt_path = workdir / 'out' / 'ckpt.pt'
+    before = ckpt_path.read_bytes()
+    # resume under a file size limit that the next checkpoint cannot fit in: the save fails halfway
+    launcher = textwrap.dedent(f'''
+        import os, resource, runpy, sys
+        sys.path.insert(0, os.path.dirname(sys.argv[1]))
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 2}, {len(before) // 2}))
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name='__main__')
+    ''')
+    r = script('-c', launcher, os.path.join(ROOT, 'train.py'), *TINY, '--init_from=resume',
+               '--max_iters=12', '--eval_interval=4', cwd=workdir)
+    assert r.returncode != 0
+    assert ckpt_path.read_bytes() == before
+    assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 8
+    failed = read_log(logs_in(workdir)[-1])
+    assert failed.status.startswith('failed: ') and failed.steps[-1].iter == 12
+
+
+def test_file_logging_false_and_log_dir_move_the_log(workdir):
+    r = script('train.py', *TINY, '--max_iters=2', '--file_logging=False', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert not (workdir / 'logs').exists()
+    r = script('train.py', *TINY, '--max_iters=2', '--out_dir=out2', '--log_dir=runs/a/logs', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    [log] = os.listdir(workdir / 'runs' / 'a' / 'logs')
+    assert read_log(workdir / 'runs' / 'a' / 'logs' / log).status == 'completed'
+
+
+def test_an_unusable_log_dir_stops_the_run_before_training(workdir):
+    (workdir / 'blocked').write_text('a file in the way')
+    r = script('train.py', *TINY, '--max_iters=2', '--log_dir=blocked', cwd=workdir)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "log_dir 'blocked'" in r.stderr
+    assert not (workdir / 'out' / 'ckpt.pt').exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('wandb') is not None, reason='wandb is installed here')
+def test_wandb_log_without_wandb_is_a_clear_error(workdir):
+    r = script('train.py', *TINY, '--max_iters=2', '--wandb_log=True', cwd=workdir)
+    assert r.returncode == 2 and 'pip install wandb' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (workdir / 'logs').exists()
+
+
+def test_sample_prints_text_in_the_training_vocabulary(trained):
+    workdir, _ = trained
+    (workdir / 'prompt.txt').write_text('First Citizen:\n')
+    r = script('sample.py', '--start=FILE:prompt.txt', '--num_samples=2', '--max_new_tokens=40',
+               '--device=cpu', '--seed=7', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    samples = r.stdout.split('---------------\n')
+    assert len(samples) == 3 and samples[2] == ''
+    for s in samples[:2]:
+        assert s.startswith('First Citizen:\n') and len(s) == len('First Citizen:\n') + 40 + 1
+        assert set(s) <= set(TEXT) | {'\n'}
+    again = script('sample.py', '--start=FILE:prompt.txt', '--num_samples=2', '--max_new_tokens=40',
+                   '--device=cpu', '--seed=7', cwd=workdir)
+    assert again.stdout == r.stdout  # the seed makes samples repeatable
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['--out_dir=nowhere'], 'no checkpoint at nowhere'),
+    (['--start=FILE:missing.txt'], "cannot read the start text 'missing.txt'"),
+    (['--start=Zebra'], 'characters this model never saw'),
+    (['--temperature=0'], 'temperature must be > 0'),
+])
+def test_sample_refuses_bad_input_in_one_line(trained, args, needle):
+    workdir, _ = trained
+    r = script('sample.py', '--device=cpu', *args, cwd=workdir)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_bench_reports_throughput_and_a_parsable_summary_on_cpu(workdir):
+    r = script('bench.py', '--device=cpu', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32',
+               '--batch_size=4', '--burn_in=1', '--num_iters=3', '--real_data=True', '--dataset=tiny',
+               cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    fields = dict(kv.split('=') for kv in last.removeprefix('bench: ').split())
+    assert last.startswith('bench: ') and fields['mfu'] == 'na' and fields['device'] == 'cpu'
+    assert float(fields['ms_per_iter']) > 0 and float(fields['tokens_per_s']) > 0
+    assert float(fields['tflops']) > 0
+    assert float(fields['tokens_per_s']) == pytest.approx(4 * 32 / float(fields['ms_per_iter']) * 1000, rel=0.01)

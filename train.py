@@ -1,0 +1,402 @@
+"""
+Train a GPT, on a CPU, one GPU, or many through torchrun, and keep a log of the run.
+
+One process (device, dtype and compile default to what the machine can do):
+$ python train.py config/train_shakespeare_char_cpu.py --max_iters=500
+
+DDP on 4 GPUs of one node (on CPUs too: the backend is gloo when there is no CUDA):
+$ torchrun --standalone --nproc_per_node=4 train.py
+
+DDP on 2 nodes of 8 GPUs, from the first (master) node with IP 123.456.123.456:
+$ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123.456 --master_port=1234 train.py
+and the same with --node_rank=1 on the second node.
+
+SIGTERM or Ctrl-C stops at the end of the current iteration with a checkpoint to resume from
+(--init_from=resume); a second Ctrl-C stops at once.
+"""
+
+import hashlib
+import math
+import os
+import pickle
+import platform
+import shlex
+import signal
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from configurator import configure, die, resolve
+from logger import LogDirError, TrainingLogger
+from model import GPT, GPTConfig, peak_flops
+
+# -----------------------------------------------------------------------------
+# default config values designed to train a gpt2 (124M) on OpenWebText
+# I/O
+out_dir = 'out'
+eval_interval = 2000
+log_interval = 1
+eval_iters = 200
+eval_only = False # if True, script exits right after the first eval
+always_save_checkpoint = True # if True, always save a checkpoint after each eval
+init_from = 'scratch' # 'scratch' or 'resume' or 'gpt2*'
+# logging
+log_dir = 'logs' # the run's log file goes here
+file_logging = True
+wandb_log = False # disabled by default
+wandb_project = 'owt'
+wandb_run_name = 'gpt2' # 'run' + str(time.time())
+# data
+dataset = 'openwebtext'
+gradient_accumulation_steps = 5 * 8 # used to simulate larger batch sizes
+batch_size = 12 # if gradient_accumulation_steps > 1, this is the micro-batch size
+block_size = 1024
+# model
+n_layer = 12
+n_head = 12
+n_embd = 768
+dropout = 0.0 # for pretraining 0 is good, for finetuning try 0.1+
+bias = False # do we use bias inside LayerNorm and Linear layers?
+# adamw optimizer
+learning_rate = 6e-4 # max learning rate
+max_iters = 600000 # total number of training iterations
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0 # clip gradients at this value, or disable if == 0.0
+# learning rate decay settings
+decay_lr = True # whether to decay the learning rate
+warmup_iters = 2000 # how many steps to warm up for
+lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
+min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
+# DDP settings
+backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
+# system
+device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
+dtype = 'auto' # bfloat16 where supported, else float16 (with a GradScaler) on CUDA, float32 elsewhere
+compile = 'auto' # torch.compile the model: on CUDA only
+seed = 1337
+# -----------------------------------------------------------------------------
+config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+globals().update(config)
+# -----------------------------------------------------------------------------
+
+# everything the user gave is checked here, before any process group, log file or model exists
+ddp = int(os.environ.get('RANK', -1)) != -1 # is this a ddp run?
+rank = int(os.environ.get('RANK', 0))
+local_rank = int(os.environ.get('LOCAL_RANK', 0))
+world_size = int(os.environ.get('WORLD_SIZE', 1))
+master_process = rank == 0 # this process will do logging, checkpointing etc.
+device, device_type, dtype, compile, backend = resolve(device, dtype, compile, backend, local_rank if ddp else None)
+if gradient_accumulation_steps % world_size != 0:
+    die(f'gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by the world size '
+        f'{world_size}; use a multiple of {world_size}')
+gradient_accumulation_steps //= world_size
+data_dir = os.path.join('data', dataset)
+for split in ('train', 'val'):
+    if not os.path.exists(os.path.join(data_dir, f'{split}.bin')):
+        die(f'{os.path.join(data_dir, split + ".bin")} not found: prepare the data first with '
+            f'`python {os.path.join(data_dir, "prepare.py")}`')
+ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+if init_from == 'resume' and not os.path.exists(ckpt_path):
+    die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
+if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
+    die(f'{ckpt_path} already holds a checkpoint: continue it with --init_from=resume, '
+        f'or pick another --out_dir')
+if init_from not in ('scratch', 'resume') and not init_from.startswith('gpt2'):
+    die(f"init_from must be 'scratch', 'resume' or a GPT-2 model name like 'gpt2-medium', got {init_from!r}")
+if wandb_log and master_process:
+    try:
+        import wandb
+    except ImportError:
+        die('wandb_log=True needs the wandb package: pip install wandb')
+
+if ddp:
+    dist.init_process_group(backend=backend)
+    if device_type == 'cuda':
+        torch.cuda.set_device(device)
+seed_offset = rank # each process gets a different seed
+tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
+
+logger = TrainingLogger(log_dir=log_dir, enabled=file_logging and master_process)
+try:
+    logger.setup(config)
+except LogDirError as e:
+    die(e)
+def report(message):
+    """Console and log alike."""
+    if master_process:
+        print(message)
+    logger.log(message)
+logger.log(f'command: {shlex.join(sys.orig_argv)}')
+logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
+report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
+       f'backend: {backend if ddp else "none"}')
+report(f'tokens per iteration will be: {tokens_per_iter:,}')
+
+if master_process:
+    os.makedirs(out_dir, exist_ok=True)
+torch.manual_seed(seed + seed_offset)
+torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
+torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
+ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+
+# Training batches are a pure function of (seed, rank, iteration, micro-step), so a resumed run
+# draws exactly the batches the uninterrupted run would have; evaluation uses its own fixed draws.
+def get_batch(split, *key):
+    # recreate np.memmap every batch to avoid a memory leak, as per
+    # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
+    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r')
+    digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
+    x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    if device_type == 'cuda':
+        # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
+        x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    else:
+        x, y = x.to(device), y.to(device)
+    return x, y
+
+for split in ('train', 'val'):
+    tokens = len(np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r'))
+    if tokens <= block_size:
+        die(f'{data_dir}/{split}.bin holds {tokens} tokens, too few for block_size={block_size}')
+
+# init these up here, can override if init_from='resume' (i.e. from a checkpoint)
+iter_num = 0
+best_val_loss = 1e9
+
+# attempt to derive vocab_size from the dataset
+meta_path = os.path.join(data_dir, 'meta.pkl')
+meta_vocab_size = None
+if os.path.exists(meta_path):
+    with open(meta_path, 'rb') as f:
+        meta_vocab_size = pickle.load(f)['vocab_size']
+    report(f'found vocab_size = {meta_vocab_size} (inside {meta_path})')
+
+model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                  bias=bias, vocab_size=None, dropout=dropout) # start with model_args from command line
+if init_from == 'scratch':
+    report('Initializing a new model from scratch')
+    if meta_vocab_size is None:
+        report('defaulting to vocab_size of GPT-2 to 50304 (50257 rounded up for efficiency)')
+    model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
+    model = GPT(GPTConfig(**model_args))
+elif init_from == 'resume':
+    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    # the model's shape comes from the checkpoint; the rest of the config from this command line
+    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
+        model_args[k] = checkpoint['model_args'][k]
+    model = GPT(GPTConfig(**model_args))
+    model.load_checkpoint_weights(checkpoint['model'])
+    iter_num = checkpoint['iter_num']
+    best_val_loss = checkpoint['best_val_loss']
+    report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
+else:
+    report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
+    model = GPT.from_pretrained(init_from, dict(dropout=dropout))
+    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
+        model_args[k] = getattr(model.config, k)
+if block_size < model.config.block_size:
+    model.crop_block_size(block_size) # so that the checkpoint will have the right value
+    model_args['block_size'] = block_size
+model.to(device)
+report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
+
+# a GradScaler does something only for float16, whose gradients can underflow
+scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+if init_from == 'resume':
+    optimizer.load_state_dict(checkpoint['optimizer'])
+    if 'scaler' in checkpoint:
+        scaler.load_state_dict(checkpoint['scaler'])
+checkpoint = None # free up memory
+
+raw_model = model # what gets saved: never the compiled or DDP wrapper, so keys carry no prefix
+if compile:
+    report('compiling the model... (takes a ~minute)')
+    model = torch.compile(model)
+if ddp:
+    model = DDP(model, device_ids=[local_rank] if device_type == 'cuda' else None)
+
+# helps estimate an arbitrarily accurate loss over either split using many batches
+@torch.no_grad()
+def estimate_loss():
+    out = {}
+    eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
+    eval_model.eval()
+    for split in ['train', 'val']:
+        losses = torch.zeros(eval_iters)
+        for k in range(eval_iters):
+            X, Y = get_batch(split, 'eval', k)
+            with ctx:
+                logits, loss = eval_model(X, Y)
+            losses[k] = loss.item()
+        out[split] = losses.mean().item()
+    eval_model.train()
+    return out
+
+# learning rate decay scheduler (cosine with warmup)
+def get_lr(it):
+    # 1) linear warmup for warmup_iters steps
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    # 2) if it > lr_decay_iters, return min learning rate
+    if it > lr_decay_iters:
+        return min_lr
+    # 3) in between, use cosine decay down to min learning rate
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    assert 0 <= decay_ratio <= 1
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) # coeff ranges 0..1
+    return min_lr + coeff * (learning_rate - min_lr)
+
+def save_checkpoint():
+    """Write ckpt.pt atomically: a crash mid-save leaves the previous checkpoint intact."""
+    checkpoint = {
+        'model': raw_model.state_dict(),
+        'optimizer': optimizer.state_dict(),
+        'model_args': model_args,
+        'iter_num': iter_num,
+        'best_val_loss': best_val_loss,
+        'config': config,
+    }
+    if scaler.is_enabled():
+        checkpoint['scaler'] = scaler.state_dict()
+    tmp_path = ckpt_path + '.tmp'
+    try:
+        with open(tmp_path, 'wb') as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, ckpt_path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    dir_fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd) # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
+
+# SIGTERM (how SLURM and Kubernetes stop jobs) and Ctrl-C ask the loop to stop at the end of the
+# current iteration; a second Ctrl-C stops at once.
+stop_signal = 0
+stop_time = 0.0
+def request_stop(signum, frame):
+    global stop_signal, stop_time
+    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
+    # second is the same keypress, not a second one
+    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
+        raise KeyboardInterrupt
+    if not stop_signal:
+        stop_signal, stop_time = signum, time.time()
+        if master_process:
+            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
+signal.signal(signal.SIGTERM, request_stop)
+signal.signal(signal.SIGINT, request_stop)
+
+if wandb_log and master_process:
+    wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+
+peak = peak_flops(device, ptdtype)
+# training loop
+with logger: # an exception ends the log with status "failed: ..." and goes on up
+    X, Y = get_batch('train', rank, iter_num, 0) # fetch the very first batch
+    t0 = time.time()
+    local_iter_num = 0 # number of iterations in the lifetime of this process
+    running_flops = -1.0
+    while True:
+
+        # determine and set the learning rate for this iteration
+        lr = get_lr(iter_num) if decay_lr else learning_rate
+        for param_group in optimizer.param_groups:
+            param_group['lr'] = lr
+
+        # evaluate the loss on train/val sets, log and write checkpoints
+        if (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process:
+            losses = estimate_loss()
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
+            tflops = running_flops / 1e12 if running_flops > 0 else None
+            extra = {} if tflops is None else {'tflops': float(f'{tflops:.4g}')}
+            logger.log_step(iter_num, losses['train'], losses['val'], lr=float(f'{lr:.6g}'),
+                            mfu=None if mfu is None else round(mfu, 2), **extra)
+            if wandb_log:
+                wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'],
+                           'lr': lr, 'mfu': mfu})
+            improved = losses['val'] < best_val_loss
+            best_val_loss = min(best_val_loss, losses['val'])
+            if (improved or always_save_checkpoint) and local_iter_num > 0:
+                save_checkpoint()
+        if iter_num >= max_iters or eval_only:
+            break
+
+        # forward backward update, with optional gradient accumulation to simulate larger batch size
+        # and using the GradScaler if data type is float16
+        for micro_step in range(gradient_accumulation_steps):
+            if ddp:
+                # only sync gradients at the last micro step
+                model.require_backward_grad_sync = (micro_step == gradient_accumulation_steps - 1)
+            with ctx:
+                logits, loss = model(X, Y)
+                loss = loss / gradient_accumulation_steps # scale the loss to account for gradient accumulation
+            # immediately async prefetch next batch while model is doing the forward pass on the GPU
+            last = micro_step == gradient_accumulation_steps - 1
+            X, Y = get_batch('train', rank, iter_num + last, 0 if last else micro_step + 1)
+            # backward pass, with gradient scaling if training in fp16
+            scaler.scale(loss).backward()
+        # clip the gradient
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # step the optimizer and scaler if training in fp16
+        scaler.step(optimizer)
+        scaler.update()
+        # flush the gradients as soon as we can, no need for this memory anymore
+        optimizer.zero_grad(set_to_none=True)
+
+        # timing and logging
+        t1 = time.time()
+        dt = t1 - t0
+        t0 = t1
+        if iter_num % log_interval == 0 and master_process:
+            # get loss as float. note: this is a CPU-GPU sync point
+            # scale up to undo the division above, approximating the true total loss (exact would have been a sum)
+            lossf = loss.item() * gradient_accumulation_steps
+            flops, _ = raw_model.estimate_mfu(batch_size * gradient_accumulation_steps, dt, peak) # per device
+            if local_iter_num >= 5: # let the training loop settle a bit
+                running_flops = flops if running_flops < 0 else 0.9 * running_flops + 0.1 * flops
+            shown = running_flops if running_flops > 0 else flops
+            speed = f'mfu {shown / peak * 100:.2f}%' if peak else f'{shown / 1e12:.4f} TFLOP/s'
+            report(f'iter {iter_num}: loss {lossf:.4f}, time {dt*1000:.2f}ms, {speed}')
+        iter_num += 1
+        local_iter_num += 1
+
+        if ddp: # every rank stops at the same iteration, whichever got the signal
+            flag = torch.tensor([stop_signal], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop_signal = stop_signal or int(flag.item())
+        if stop_signal:
+            if master_process:
+                save_checkpoint()
+            how = 'terminated (SIGTERM)' if stop_signal == signal.SIGTERM else 'interrupted'
+            report(f'{how} at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}')
+            logger.close(status=how)
+            break
+
+if ddp:
+    dist.barrier() # no rank leaves while rank 0 still writes its checkpoint
+    dist.destroy_process_group()
+if stop_signal:
+    sys.exit(128 + stop_signal)
