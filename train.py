@@ -16,6 +16,7 @@ SIGTERM or Ctrl-C stops at the end of the current iteration with a checkpoint to
 """
 
 import hashlib
+import importlib.util
 import math
 import os
 import pickle
@@ -100,9 +101,11 @@ if gradient_accumulation_steps % world_size != 0:
 gradient_accumulation_steps //= world_size
 data_dir = os.path.join('data', dataset)
 for split in ('train', 'val'):
-    if not os.path.exists(os.path.join(data_dir, f'{split}.bin')):
-        die(f'{os.path.join(data_dir, split + ".bin")} not found: prepare the data first with '
-            f'`python {os.path.join(data_dir, "prepare.py")}`')
+    path = os.path.join(data_dir, f'{split}.bin')
+    if not os.path.exists(path):
+        die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
+    if len(np.memmap(path, dtype=np.uint16, mode='r')) <= block_size:
+        die(f'{path} holds too few tokens for block_size={block_size}')
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 if init_from == 'resume' and not os.path.exists(ckpt_path):
     die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
@@ -111,11 +114,19 @@ if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
         f'or pick another --out_dir')
 if init_from not in ('scratch', 'resume') and not init_from.startswith('gpt2'):
     die(f"init_from must be 'scratch', 'resume' or a GPT-2 model name like 'gpt2-medium', got {init_from!r}")
+if init_from.startswith('gpt2') and importlib.util.find_spec('transformers') is None:
+    die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
     try:
         import wandb
     except ImportError:
         die('wandb_log=True needs the wandb package: pip install wandb')
+
+logger = TrainingLogger(log_dir=log_dir, enabled=file_logging and master_process)
+try:
+    logger.setup(config)
+except LogDirError as e:
+    die(e)
 
 if ddp:
     dist.init_process_group(backend=backend)
@@ -124,16 +135,12 @@ if ddp:
 seed_offset = rank # each process gets a different seed
 tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
 
-logger = TrainingLogger(log_dir=log_dir, enabled=file_logging and master_process)
-try:
-    logger.setup(config)
-except LogDirError as e:
-    die(e)
 def report(message):
     """Console and log alike."""
     if master_process:
         print(message)
     logger.log(message)
+
 logger.log(f'command: {shlex.join(sys.orig_argv)}')
 logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
@@ -165,11 +172,6 @@ def get_batch(split, *key):
     else:
         x, y = x.to(device), y.to(device)
     return x, y
-
-for split in ('train', 'val'):
-    tokens = len(np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r'))
-    if tokens <= block_size:
-        die(f'{data_dir}/{split}.bin holds {tokens} tokens, too few for block_size={block_size}')
 
 # init these up here, can override if init_from='resume' (i.e. from a checkpoint)
 iter_num = 0

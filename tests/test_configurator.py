@@ -1,4 +1,5 @@
 """Bad input to train.py is refused in one line with exit status 2, and no log is written."""
+import importlib.util
 import os
 
 import pytest
@@ -25,6 +26,9 @@ def assert_refused(r, *needles):
     (['--learning_rate=fast'], ['learning_rate expects float', "'fast'"]),
     (['config/no_such_file.py'], ["config file 'config/no_such_file.py' not found"]),
     (['--max_iters'], ["'--max_iters': expected --key=value"]),
+    pytest.param(['--init_from=gpt2'], ["init_from='gpt2'", 'pip install transformers'],
+                 marks=pytest.mark.skipif(importlib.util.find_spec('transformers') is not None,
+                                          reason='transformers is installed here')),
 ])
 def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, needles):
     r = script('train.py', *TINY, *args, cwd=workdir)

@@ -17,9 +17,10 @@ import sys
 import numpy as np
 
 # run as a script, Python puts only this file's directory on sys.path; the repo root makes
-# data.bpe importable
+# data.bpe and the Shakespeare script's atomic_file importable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data.bpe import gpt2_encoding  # noqa: E402
+from data.shakespeare_char.prepare import atomic_file  # noqa: E402
 
 
 def write_tokens(texts, path, enc, num_threads=1, batch_size=1024):
@@ -29,28 +30,19 @@ def write_tokens(texts, path, enc, num_threads=1, batch_size=1024):
     eot = enc.eot_token
     if enc.max_token_value >= 2**16:
         raise ValueError(f"{enc.name}'s ids go up to {enc.max_token_value}, more than uint16 holds")
-    tmp_path = path + ".tmp"  # same directory, so os.replace is a rename, not a copy
     n_docs, n_tokens = 0, 0
-    try:
-        with open(tmp_path, "wb") as f:
-            batch = []
-            for text in texts:
-                batch.append(text)
-                if len(batch) == batch_size:
-                    n_tokens += _write_batch(f, batch, enc, eot, num_threads)
-                    n_docs += len(batch)
-                    batch = []
-                    if n_docs % (batch_size * 1000) == 0:
-                        print(f"{path}: {n_docs:,} documents, {n_tokens:,} tokens so far")
-            if batch:
+    with atomic_file(path) as f:
+        batch = []
+        for text in texts:
+            batch.append(text)
+            if len(batch) == batch_size:
                 n_tokens += _write_batch(f, batch, enc, eot, num_threads)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+                n_docs += len(batch)
+                batch = []
+                if n_docs % (batch_size * 1000) == 0:
+                    print(f"{path}: {n_docs:,} documents, {n_tokens:,} tokens so far")
+        if batch:
+            n_tokens += _write_batch(f, batch, enc, eot, num_threads)
     return n_tokens
 
 

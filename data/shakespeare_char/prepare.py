@@ -13,6 +13,7 @@ Note that 3 is a different, larger corpus than tiny Shakespeare: losses are not 
     python data/shakespeare_char/prepare.py [--out_dir=DIR] [--no-download]
 """
 import argparse
+import contextlib
 import http.client
 import importlib.metadata
 import importlib.util
@@ -29,12 +30,14 @@ TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/mas
 DOWNLOAD_TIMEOUT = 5  # seconds; an offline machine should fall back quickly, not hang
 
 
-def write_atomic(path, data):
-    """Write bytes to path so that readers see either the old file or the complete new one."""
+@contextlib.contextmanager
+def atomic_file(path):
+    """Open path for writing so that readers see either the old file or the complete new one:
+    the bytes go to a temporary file that replaces path only once all of them are on disk."""
     tmp_path = path + ".tmp"  # same directory, so os.replace is a rename, not a copy
     try:
         with open(tmp_path, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -42,6 +45,11 @@ def write_atomic(path, data):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def write_atomic(path, data):
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def download_tiny_shakespeare():
