@@ -40,7 +40,7 @@ def configure(config, argv, doc=''):
     try:
         for arg in argv:
             if arg in ('-h', '--help'):
-                print_help(config, doc)
+                print_help(defaults, doc)
                 sys.exit(0)
             if arg.startswith('--'):
                 key, eq, text = arg[2:].partition('=')

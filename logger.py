@@ -305,16 +305,19 @@ def read_log(path):
         text = f.read()
     lines = text.split('\n')
     lines.pop()  # text after the last newline is a line still being written: not there yet
-    run, section = Run(path=str(path)), 'start'
+    run, section, times = Run(path=str(path)), 'start', {}
     for line in lines:
         try:
-            section = _read_line(run, section, line)
+            if section == 'body' and line[:1] == '[':  # most of a log: straight to it
+                run.skipped += not _read_entry(run, line, times)
+            else:
+                section = _read_line(run, section, line, times)
         except (ValueError, SyntaxError, OverflowError):
             run.skipped += 1
     return run
 
 
-def _read_line(run, section, line):
+def _read_line(run, section, line, times):
     if line == BAR:
         return section
     if line.startswith('Training run started at '):
@@ -336,18 +339,28 @@ def _read_line(run, section, line):
             raise ValueError(line)
         run.config[key] = parse_value(value)
         return section
+    if not _read_entry(run, line, times):
+        return _skip(run, line)
+    return 'body'
+
+
+def _read_entry(run, line, times):
+    """A `[timestamp] ...` line: a step or a message. False if it is neither."""
     m = _ENTRY.fullmatch(line)
     if not m:
-        return _skip(run, line)
-    when, rest = _time(m.group(1)), m.group(2)
-    s = _STEP.fullmatch(rest)
+        return False
+    stamp, rest = m.groups()
+    when = times.get(stamp)
+    if when is None:  # many lines share a second: parse each timestamp once
+        when = times[stamp] = datetime.datetime.fromisoformat(stamp)
+    s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
     if s:
         names_values = _METRIC.split(s.group(4))[1:]
         metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
         run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics, when))
     else:
         run.messages.append(Message(when, rest))
-    return 'body'
+    return True
 
 
 def _skip(run, line):
