@@ -315,7 +315,7 @@ peak = peak_flops(device, ptdtype)
 # training loop
 with logger: # an exception ends the log with status "failed: ..." and goes on up
     X, Y = get_batch('train', rank, iter_num, 0) # fetch the very first batch
-    t0 = time.time()
+    t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
     while True:
@@ -369,7 +369,7 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
         optimizer.zero_grad(set_to_none=True)
 
         # timing and logging
-        t1 = time.time()
+        t1 = time.perf_counter()
         dt = t1 - t0
         t0 = t1
         if iter_num % log_interval == 0 and master_process:
