@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure, die, resolve
 from logger import LogDirError, TrainingLogger
-from model import GPT, GPTConfig, peak_flops
+from model import GPT, OPTIONS, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
 # default config values designed to train a gpt2 (124M) on OpenWebText
@@ -44,6 +44,7 @@ eval_interval = 2000
 log_interval = 1
 eval_iters = 200
 eval_only = False # if True, script exits right after the first eval
+eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
 always_save_checkpoint = True # if True, always save a checkpoint after each eval
 init_from = 'scratch' # 'scratch' or 'resume' or 'gpt2*'
 # logging
@@ -63,8 +64,18 @@ n_head = 12
 n_embd = 768
 dropout = 0.0 # for pretraining 0 is good, for finetuning try 0.1+
 bias = False # do we use bias inside LayerNorm and Linear layers?
-# adamw optimizer
-learning_rate = 6e-4 # max learning rate
+# newer architecture options (nanochat, modded-nanogpt); the defaults are nanoGPT's GPT-2
+rope = False # rotary position embeddings instead of a learned position table
+qk_norm = False # RMS-normalise queries and keys before attention
+mlp = 'gelu' # 'gelu' or 'relu2' (ReLU squared)
+tie_weights = True # the output layer shares the token embedding's weights
+zero_init = False # output projections, and an untied lm_head, start at zero
+logit_softcap = 0.0 # > 0: logits = logit_softcap * tanh(logits / logit_softcap)
+# optimizer
+optimizer = 'adamw' # 'adamw', or 'muon': Muon for the blocks' 2-D weights, AdamW for the rest
+learning_rate = 6e-4 # max learning rate (AdamW)
+muon_lr = 0.02 # max learning rate of Muon's weights (optimizer='muon'); the schedule scales both
+muon_momentum = 0.95 # Muon's Nesterov momentum
 max_iters = 600000 # total number of training iterations
 weight_decay = 1e-1
 beta1 = 0.9
@@ -72,8 +83,10 @@ beta2 = 0.95
 grad_clip = 1.0 # clip gradients at this value, or disable if == 0.0
 # learning rate decay settings
 decay_lr = True # whether to decay the learning rate
+lr_schedule = 'cosine' # after warmup: 'cosine' down to min_lr at lr_decay_iters, or 'wsd': constant, then linear down to min_lr over the last warmdown_iters before lr_decay_iters
 warmup_iters = 2000 # how many steps to warm up for
 lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
+warmdown_iters = 0 # lr_schedule='wsd' only
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
 # DDP settings
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
@@ -164,8 +177,12 @@ def get_batch(split, *key):
     digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
     g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
-    x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    return windows(data, ix.numpy())
+
+def windows(data, starts):
+    """x: the block_size tokens from each start; y: the same, one token later."""
+    xy = torch.from_numpy(data[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
     if device_type == 'cuda':
         # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
         x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
@@ -187,6 +204,11 @@ if os.path.exists(meta_path):
 
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                   bias=bias, vocab_size=None, dropout=dropout) # start with model_args from command line
+# architecture options go into the checkpoint only where they differ from GPT-2's, so a default
+# checkpoint holds nanoGPT's model_args and nanoGPT's own scripts load it
+for k in OPTIONS:
+    if globals()[k] != getattr(GPTConfig, k):
+        model_args[k] = globals()[k]
 if init_from == 'scratch':
     report('Initializing a new model from scratch')
     if meta_vocab_size is None:
@@ -196,8 +218,10 @@ if init_from == 'scratch':
 elif init_from == 'resume':
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     # the model's shape comes from the checkpoint; the rest of the config from this command line
-    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
-        model_args[k] = checkpoint['model_args'][k]
+    model_args = {k: v for k, v in model_args.items() if k not in OPTIONS}
+    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', *OPTIONS]:
+        if k in checkpoint['model_args']:
+            model_args[k] = checkpoint['model_args'][k]
     model = GPT(GPTConfig(**model_args))
     model.load_checkpoint_weights(checkpoint['model'])
     iter_num = checkpoint['iter_num']
@@ -216,7 +240,8 @@ report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
 
 # a GradScaler does something only for float16, whose gradients can underflow
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                       optimizer, muon_lr, muon_momentum)
 if init_from == 'resume':
     optimizer.load_state_dict(checkpoint['optimizer'])
     if 'scaler' in checkpoint:
@@ -237,6 +262,9 @@ def estimate_loss():
     eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
     eval_model.eval()
     for split in ['train', 'val']:
+        if split == 'val' and eval_stride:
+            out[split] = strided_val_loss(eval_model)
+            continue
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
             X, Y = get_batch(split, 'eval', k)
@@ -247,7 +275,19 @@ def estimate_loss():
     eval_model.train()
     return out
 
-# learning rate decay scheduler (cosine with warmup)
+# the same windows every time: no sampling noise between evaluations, or between runs
+def strided_val_loss(eval_model):
+    data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
+    starts = np.arange(0, len(data) - block_size, eval_stride)
+    total = 0.0
+    for chunk in np.array_split(starts, math.ceil(len(starts) / batch_size)):
+        X, Y = windows(data, chunk)
+        with ctx:
+            logits, loss = eval_model(X, Y)
+        total += loss.item() * len(chunk) # every window has block_size targets: equal weights
+    return total / len(starts)
+
+# learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):
     # 1) linear warmup for warmup_iters steps
     if it < warmup_iters:
@@ -255,7 +295,11 @@ def get_lr(it):
     # 2) if it > lr_decay_iters, return min learning rate
     if it > lr_decay_iters:
         return min_lr
-    # 3) in between, use cosine decay down to min learning rate
+    # 3a) wsd: hold the top rate, then decay linearly to min_lr over the last warmdown_iters
+    if lr_schedule == 'wsd':
+        decay_ratio = min(1.0, (lr_decay_iters - it) / warmdown_iters) if warmdown_iters else 1.0
+        return min_lr + decay_ratio * (learning_rate - min_lr)
+    # 3b) in between, use cosine decay down to min learning rate
     decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
     assert 0 <= decay_ratio <= 1
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) # coeff ranges 0..1
@@ -323,7 +367,7 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
         # determine and set the learning rate for this iteration
         lr = get_lr(iter_num) if decay_lr else learning_rate
         for param_group in optimizer.param_groups:
-            param_group['lr'] = lr
+            param_group['lr'] = lr * param_group.get('lr_scale', 1.0) # Muon's group has its own
 
         # evaluate the loss on train/val sets, log and write checkpoints
         if (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process:

@@ -11,6 +11,7 @@ import torch
 
 from conftest import ROOT, TINY, logs_in, script, torchrun
 from logger import read_log
+from test_recipes import FAST
 
 
 def start_train(workdir, *args):
@@ -38,8 +39,9 @@ def progress_losses(run):
                 for m in run.messages if m.text.startswith('iter '))
 
 
-def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(workdir):
-    r = torchrun(2, *TINY, '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=2',
+@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(workdir, recipe):
+    r = torchrun(2, *TINY, *recipe, '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=2',
                  cwd=workdir)
     assert r.returncode == 0, r.stderr[-3000:]
     logs = logs_in(workdir)
@@ -120,8 +122,9 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_a_readable_log(workdir
     assert ckpt['model'].keys() and ckpt['optimizer']['state']
 
 
-def test_a_stopped_and_resumed_run_matches_an_uninterrupted_one(workdir):
-    common = ['--eval_interval=20', '--always_save_checkpoint=True']
+@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+def test_a_stopped_and_resumed_run_matches_an_uninterrupted_one(workdir, recipe):
+    common = ['--eval_interval=20', '--always_save_checkpoint=True', *recipe]
     whole = script('train.py', *TINY, *common, '--max_iters=40', '--out_dir=whole', cwd=workdir)
     assert whole.returncode == 0, whole.stderr
     first = script('train.py', *TINY, *common, '--max_iters=20', '--out_dir=split', cwd=workdir)
