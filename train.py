@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import configure, die, resolve
+from configurator import GPT2_MODELS, check, configure, die, resolve
 from logger import LogDirError, TrainingLogger
 from model import GPT, GPTConfig, peak_flops
 
@@ -88,7 +88,10 @@ config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__
 globals().update(config)
 # -----------------------------------------------------------------------------
 
-# everything the user gave is checked here, before any process group, log file or model exists
+# everything the user gave is checked here, before any process group, log file or model exists:
+# first each value against its rule (configurator.RULES), then against this machine, the data
+# and the checkpoint
+check(config)
 ddp = int(os.environ.get('RANK', -1)) != -1 # is this a ddp run?
 rank = int(os.environ.get('RANK', 0))
 local_rank = int(os.environ.get('LOCAL_RANK', 0))
@@ -106,15 +109,34 @@ for split in ('train', 'val'):
         die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
     if len(np.memmap(path, dtype=np.uint16, mode='r')) <= block_size:
         die(f'{path} holds too few tokens for block_size={block_size}')
+meta_path = os.path.join(data_dir, 'meta.pkl')
+meta_vocab_size = None
+if os.path.exists(meta_path):
+    with open(meta_path, 'rb') as f:
+        meta_vocab_size = pickle.load(f)['vocab_size']
+existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
+while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+if not os.path.isdir(existing):
+    die(f'out_dir {out_dir!r} cannot be a directory: {existing} is a file')
+if not os.access(existing, os.W_OK | os.X_OK):
+    die(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 if init_from == 'resume' and not os.path.exists(ckpt_path):
     die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
 if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
     die(f'{ckpt_path} already holds a checkpoint: continue it with --init_from=resume, '
         f'or pick another --out_dir')
-if init_from not in ('scratch', 'resume') and not init_from.startswith('gpt2'):
-    die(f"init_from must be 'scratch', 'resume' or a GPT-2 model name like 'gpt2-medium', got {init_from!r}")
-if init_from.startswith('gpt2') and importlib.util.find_spec('transformers') is None:
+if init_from == 'resume':
+    # loaded here, not with the model, so that its shape can be checked against this command line
+    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt_args = checkpoint['model_args']
+    if block_size > ckpt_args['block_size']:
+        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {ckpt_path}, got {block_size}")
+    if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
+        die(f"dataset {dataset!r} has {meta_vocab_size} tokens, more than the {ckpt_args['vocab_size']} "
+            f"of the model in {ckpt_path}: resume on the dataset it was trained on")
+if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
     try:
@@ -177,12 +199,8 @@ def get_batch(split, *key):
 iter_num = 0
 best_val_loss = 1e9
 
-# attempt to derive vocab_size from the dataset
-meta_path = os.path.join(data_dir, 'meta.pkl')
-meta_vocab_size = None
-if os.path.exists(meta_path):
-    with open(meta_path, 'rb') as f:
-        meta_vocab_size = pickle.load(f)['vocab_size']
+# vocab_size comes from the dataset's meta.pkl (read above) where it has one
+if meta_vocab_size is not None:
     report(f'found vocab_size = {meta_vocab_size} (inside {meta_path})')
 
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
@@ -194,7 +212,6 @@ if init_from == 'scratch':
     model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
     model = GPT(GPTConfig(**model_args))
 elif init_from == 'resume':
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     # the model's shape comes from the checkpoint; the rest of the config from this command line
     for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
         model_args[k] = checkpoint['model_args'][k]
@@ -203,6 +220,8 @@ elif init_from == 'resume':
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
     report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
+    if iter_num >= max_iters:
+        report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
 else:
     report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
     model = GPT.from_pretrained(init_from, dict(dropout=dropout))
