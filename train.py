@@ -11,8 +11,8 @@ DDP on 2 nodes of 8 GPUs, from the first (master) node with IP 123.456.123.456:
 $ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123.456 --master_port=1234 train.py
 and the same with --node_rank=1 on the second node.
 
-SIGTERM or Ctrl-C stops at the end of the current iteration with a checkpoint to resume from
-(--init_from=resume); a second Ctrl-C stops at once.
+SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluation short, with a
+checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once.
 """
 
 import hashlib
@@ -150,6 +150,26 @@ try:
 except LogDirError as e:
     die(e)
 
+# A stop request: SIGTERM (how SLURM and Kubernetes stop jobs) or Ctrl-C, and the status it gives the
+# log's footer. Once the log exists, a request cuts an evaluation short and lets the current
+# iteration end on every rank; the run then saves a checkpoint and exits with 128 + the signal.
+# A second Ctrl-C stops at once.
+stop_statuses = {signal.SIGTERM: 'terminated (SIGTERM)', signal.SIGINT: 'interrupted'}
+stop_signal = 0
+stop_time = 0.0
+def request_stop(signum, frame):
+    global stop_signal, stop_time
+    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
+    # second is the same keypress, not a second one
+    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
+        raise KeyboardInterrupt
+    if not stop_signal:
+        stop_signal, stop_time = signum, time.time()
+        if master_process:
+            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
+for signum in stop_statuses:
+    signal.signal(signum, request_stop)
+
 if ddp:
     dist.init_process_group(backend=backend)
     if device_type == 'cuda':
@@ -252,12 +272,16 @@ if ddp:
 # helps estimate an arbitrarily accurate loss over either split using many batches
 @torch.no_grad()
 def estimate_loss():
+    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short."""
     out = {}
     eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
     eval_model.eval()
     for split in ['train', 'val']:
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
+            if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
+                eval_model.train()
+                return None
             X, Y = get_batch(split, 'eval', k)
             with ctx:
                 logits, loss = eval_model(X, Y)
@@ -310,23 +334,6 @@ def save_checkpoint():
         os.close(dir_fd)
     report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
 
-# SIGTERM (how SLURM and Kubernetes stop jobs) and Ctrl-C ask the loop to stop at the end of the
-# current iteration; a second Ctrl-C stops at once.
-stop_signal = 0
-stop_time = 0.0
-def request_stop(signum, frame):
-    global stop_signal, stop_time
-    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
-    # second is the same keypress, not a second one
-    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
-        raise KeyboardInterrupt
-    if not stop_signal:
-        stop_signal, stop_time = signum, time.time()
-        if master_process:
-            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
-signal.signal(signal.SIGTERM, request_stop)
-signal.signal(signal.SIGINT, request_stop)
-
 if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
@@ -337,6 +344,7 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
     t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
+    stopped = False # by a stop request, rather than at max_iters
     while True:
 
         # determine and set the learning rate for this iteration
@@ -345,8 +353,13 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             param_group['lr'] = lr
 
         # evaluate the loss on train/val sets, log and write checkpoints
-        if (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process:
-            losses = estimate_loss()
+        evaluate = (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process
+        losses = estimate_loss() if evaluate else None
+        if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
+            report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '
+                   f'no step logged')
+            stopped = True # at the end of this iteration, which the other ranks are already in
+        if losses is not None:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
             tflops = running_flops / 1e12 if running_flops > 0 else None
@@ -409,12 +422,16 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop_signal = stop_signal or int(flag.item())
         if stop_signal:
-            if master_process:
-                save_checkpoint()
-            how = 'terminated (SIGTERM)' if stop_signal == signal.SIGTERM else 'interrupted'
-            report(f'{how} at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}')
-            logger.close(status=how)
+            stopped = True
             break
+
+    if stopped:
+        if master_process and local_iter_num > 0: # an evaluation-only run has nothing new to save
+            save_checkpoint()
+        how = stop_statuses[stop_signal]
+        resume = f'; continue with --init_from=resume --out_dir={out_dir}' if os.path.exists(ckpt_path) else ''
+        report(f'{how} at iter {iter_num}{resume}')
+        logger.close(status=how)
 
 if ddp:
     dist.barrier() # no rank leaves while rank 0 still writes its checkpoint
