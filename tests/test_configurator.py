@@ -1,10 +1,12 @@
 """Bad input to train.py is refused in one line with exit status 2, and no log is written."""
+import ast
 import importlib.util
 import os
 
 import pytest
+import torch
 
-from conftest import TINY, logs_in, script
+from conftest import ROOT, TINY, logs_in, script
 from logger import read_log
 
 
@@ -34,6 +36,88 @@ def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, ne
     r = script('train.py', *TINY, *args, cwd=workdir)
     assert_refused(r, *needles)
     assert not (workdir / 'logs').exists() and not (workdir / 'out').exists()
+
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
+
+
+# TINY has n_embd=32, learning_rate=1e-2, warmup_iters=2, lr_decay_iters=100
+@pytest.mark.parametrize('args, needle', [
+    (['--batch_size=0'], 'batch_size must be at least 1, got 0'),
+    (['--block_size=-1'], 'block_size must be at least 1, got -1'),
+    (['--n_layer=-1'], 'n_layer must be at least 0'),
+    (['--n_head=3'], 'n_embd must be a multiple of n_head, got n_embd=32, n_head=3'),
+    (['--n_head=0'], 'n_head must be at least 1, got 0'),
+    (['--gradient_accumulation_steps=0'], 'gradient_accumulation_steps must be at least 1, got 0'),
+    (['--max_iters=-5'], 'max_iters must be at least 0'),
+    (['--eval_interval=0'], 'eval_interval must be at least 1, got 0'),
+    (['--log_interval=0'], 'log_interval must be at least 1, got 0'),
+    (['--eval_iters=0'], 'eval_iters must be at least 1, got 0'),
+    (['--dropout=1.0'], 'dropout must be in [0, 1), got 1.0'),
+    (['--learning_rate=-1'], 'learning_rate must be at least 0, got -1.0'),
+    (['--learning_rate=1e999'], 'learning_rate must be a finite number, got inf'),
+    (['--beta2=1'], 'beta2 must be in [0, 1), got 1.0'),
+    (['--grad_clip=-1.0'], 'grad_clip must be at least 0'),
+    (['--warmup_iters=100'], 'lr_decay_iters must be greater than warmup_iters when decay_lr=True, '
+                             'got lr_decay_iters=100, warmup_iters=100, decay_lr=True'),
+    (['--min_lr=0.1'], 'min_lr must not exceed learning_rate when decay_lr=True'),
+    (['--seed=18446744073709551616'], 'seed must fit in a signed 64-bit integer'),
+    (['--init_from=gpt3'], "init_from must be 'scratch', 'resume' or one of gpt2,"),
+    (['--out_dir='], "out_dir must not be empty, got ''"),
+    (['--out_dir=data/tiny/train.bin'], "out_dir 'data/tiny/train.bin' cannot be a directory"),
+    (['--log_dir= '], "log_dir must not be empty when file_logging=True"),
+    (['--dataset='], "dataset must name a folder under data/, got ''"),
+    (['--device=gpu'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+    pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=no_cuda),
+    pytest.param(['--device=mps'], "device='mps', but MPS is not available here",
+                 marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason='this machine has MPS')),
+])
+def test_a_bad_value_of_any_key_is_refused_in_one_line_and_leaves_no_files(workdir, args, needle):
+    r = script('train.py', *TINY, *args, cwd=workdir)
+    assert_refused(r, needle)
+    assert os.listdir(workdir) == ['data']  # no log, no out_dir
+
+
+@pytest.mark.parametrize('args, steps', [
+    # no clipping, no warmup, no dropout, no weight decay, decay to zero; a model of no layers (bigram)
+    (['--grad_clip=0.0', '--warmup_iters=0', '--dropout=0.0', '--weight_decay=0.0', '--min_lr=0.0',
+      '--n_layer=0', '--max_iters=2', '--eval_interval=2'], [0, 2]),
+    # without decay the schedule keys mean nothing (config/finetune_shakespeare.py has min_lr > learning_rate)
+    (['--decay_lr=False', '--min_lr=1.0', '--warmup_iters=500', '--learning_rate=0', '--max_iters=1'], [0, 1]),
+    (['--eval_only=True'], [0]),
+    (['--max_iters=0'], [0]),  # evaluates the new model once, as eval_only does
+])
+def test_edge_values_that_mean_something_keep_working(workdir, args, steps):
+    r = script('train.py', *TINY, *args, cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    run = read_log(logs_in(workdir)[0])
+    assert run.status == 'completed' and [s.iter for s in run.steps] == steps
+
+
+def script_keys(name):
+    """{key: default} of a script's config section, read from its source: the assignments above config_keys."""
+    with open(os.path.join(ROOT, name)) as f:
+        tree = ast.parse(f.read())
+    keys = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == 'config_keys':
+                return keys
+            keys[node.targets[0].id] = node.value.value if isinstance(node.value, ast.Constant) else None
+    raise AssertionError(f'{name} has no config_keys line')
+
+
+def test_every_key_of_every_script_has_a_rule():
+    from configurator import RULES
+    ruled = {key for keys, _, _ in RULES for key in keys.split()}
+    resolved = {'device', 'dtype', 'compile', 'backend'}  # configurator.resolve() checks these
+    free = {'wandb_run_name', 'start'}  # any text: a run's name, a prompt (sample.py checks FILE: and '')
+    every = {}
+    for name in ('train.py', 'sample.py', 'bench.py'):
+        every.update(script_keys(name))
+    unruled = [k for k, v in every.items() if not isinstance(v, bool) and k not in ruled | resolved | free]
+    assert unruled == [], f'add a row to configurator.RULES for {unruled}'
+    assert ruled <= every.keys(), f'RULES names keys no script has: {ruled - every.keys()}'
 
 
 def test_unknown_key_in_a_config_file_is_refused_with_suggestions(workdir):
