@@ -36,7 +36,7 @@ globals().update(config)
 # everything the user gave is checked here, before any model exists (rules: configurator.RULES)
 check(config)
 if init_from == 'scratch':
-    die("init_from must be 'resume' or a GPT-2 model name: sample.py needs a trained model")
+    die("init_from must be 'resume' or a GPT-2 model name, got 'scratch': sample.py needs a trained model")
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
 if start.startswith('FILE:'):
     try:

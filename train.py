@@ -134,7 +134,7 @@ if init_from == 'resume':
     if block_size > ckpt_args['block_size']:
         die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {ckpt_path}, got {block_size}")
     if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
-        die(f"dataset {dataset!r} has {meta_vocab_size} tokens, more than the {ckpt_args['vocab_size']} "
+        die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
             f"of the model in {ckpt_path}: resume on the dataset it was trained on")
 if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
