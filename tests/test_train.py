@@ -94,6 +94,13 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
     assert len(logs_in(workdir)) == 1
 
 
+def test_resume_refuses_a_block_size_beyond_the_checkpoints_before_a_log(trained):
+    workdir, _ = trained
+    r = script('train.py', *TINY, '--init_from=resume', '--block_size=64', '--max_iters=9', cwd=workdir)
+    assert_refused(r, f"block_size must be at most 32, the block size of {os.path.join('out', 'ckpt.pt')}, got 64")
+    assert len(logs_in(workdir)) == 1
+
+
 def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(trained_here):
     workdir, _ = trained_here
     ckpt_path = workdir / 'out' / 'ckpt.pt'
