@@ -17,7 +17,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from configurator import configure, die, resolve
+from configurator import check, configure, die, resolve
 from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -52,12 +52,12 @@ dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhe
 compile = 'auto' # torch.compile the model: on CUDA only
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-globals().update(configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__))
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+globals().update(config)
 # -----------------------------------------------------------------------------
 
+check(config) # every value against its rule in configurator.RULES, before any model exists
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
-if num_iters < 1 or burn_in < 0:
-    die(f'num_iters must be at least 1 and burn_in at least 0, got {num_iters} and {burn_in}')
 torch.manual_seed(seed)
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn

@@ -11,8 +11,8 @@ DDP on 2 nodes of 8 GPUs, from the first (master) node with IP 123.456.123.456:
 $ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123.456 --master_port=1234 train.py
 and the same with --node_rank=1 on the second node.
 
-SIGTERM or Ctrl-C stops at the end of the current iteration with a checkpoint to resume from
-(--init_from=resume); a second Ctrl-C stops at once.
+SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluation short, with a
+checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once.
 """
 
 import hashlib
@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import configure, die, resolve
+from configurator import GPT2_MODELS, check, configure, die, resolve
 from logger import LogDirError, TrainingLogger
 from model import GPT, OPTIONS, GPTConfig, peak_flops
 
@@ -101,7 +101,10 @@ config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__
 globals().update(config)
 # -----------------------------------------------------------------------------
 
-# everything the user gave is checked here, before any process group, log file or model exists
+# everything the user gave is checked here, before any process group, log file or model exists:
+# first each value against its rule (configurator.RULES), then against this machine, the data
+# and the checkpoint
+check(config)
 ddp = int(os.environ.get('RANK', -1)) != -1 # is this a ddp run?
 rank = int(os.environ.get('RANK', 0))
 local_rank = int(os.environ.get('LOCAL_RANK', 0))
@@ -119,15 +122,34 @@ for split in ('train', 'val'):
         die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
     if len(np.memmap(path, dtype=np.uint16, mode='r')) <= block_size:
         die(f'{path} holds too few tokens for block_size={block_size}')
+meta_path = os.path.join(data_dir, 'meta.pkl')
+meta_vocab_size = None
+if os.path.exists(meta_path):
+    with open(meta_path, 'rb') as f:
+        meta_vocab_size = pickle.load(f)['vocab_size']
+existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
+while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+if not os.path.isdir(existing):
+    die(f'out_dir {out_dir!r} cannot be a directory: {existing} is a file')
+if not os.access(existing, os.W_OK | os.X_OK):
+    die(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 if init_from == 'resume' and not os.path.exists(ckpt_path):
     die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
 if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
     die(f'{ckpt_path} already holds a checkpoint: continue it with --init_from=resume, '
         f'or pick another --out_dir')
-if init_from not in ('scratch', 'resume') and not init_from.startswith('gpt2'):
-    die(f"init_from must be 'scratch', 'resume' or a GPT-2 model name like 'gpt2-medium', got {init_from!r}")
-if init_from.startswith('gpt2') and importlib.util.find_spec('transformers') is None:
+if init_from == 'resume':
+    # loaded here, not with the model, so that its shape can be checked against this command line
+    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt_args = checkpoint['model_args']
+    if block_size > ckpt_args['block_size']:
+        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {ckpt_path}, got {block_size}")
+    if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
+        die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
+            f"of the model in {ckpt_path}: resume on the dataset it was trained on")
+if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
     try:
@@ -140,6 +162,26 @@ try:
     logger.setup(config)
 except LogDirError as e:
     die(e)
+
+# A stop request: SIGTERM (how SLURM and Kubernetes stop jobs) or Ctrl-C, and the status it gives the
+# log's footer. Once the log exists, a request cuts an evaluation short and lets the current
+# iteration end on every rank; the run then saves a checkpoint and exits with 128 + the signal.
+# A second Ctrl-C stops at once.
+stop_statuses = {signal.SIGTERM: 'terminated (SIGTERM)', signal.SIGINT: 'interrupted'}
+stop_signal = 0
+stop_time = 0.0
+def request_stop(signum, frame):
+    global stop_signal, stop_time
+    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
+    # second is the same keypress, not a second one
+    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
+        raise KeyboardInterrupt
+    if not stop_signal:
+        stop_signal, stop_time = signum, time.time()
+        if master_process:
+            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
+for signum in stop_statuses:
+    signal.signal(signum, request_stop)
 
 if ddp:
     dist.init_process_group(backend=backend)
@@ -194,12 +236,8 @@ def windows(data, starts):
 iter_num = 0
 best_val_loss = 1e9
 
-# attempt to derive vocab_size from the dataset
-meta_path = os.path.join(data_dir, 'meta.pkl')
-meta_vocab_size = None
-if os.path.exists(meta_path):
-    with open(meta_path, 'rb') as f:
-        meta_vocab_size = pickle.load(f)['vocab_size']
+# vocab_size comes from the dataset's meta.pkl (read above) where it has one
+if meta_vocab_size is not None:
     report(f'found vocab_size = {meta_vocab_size} (inside {meta_path})')
 
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
@@ -216,7 +254,6 @@ if init_from == 'scratch':
     model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
     model = GPT(GPTConfig(**model_args))
 elif init_from == 'resume':
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     # the model's shape comes from the checkpoint; the rest of the config from this command line
     model_args = {k: v for k, v in model_args.items() if k not in OPTIONS}
     for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', *OPTIONS]:
@@ -227,6 +264,8 @@ elif init_from == 'resume':
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
     report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
+    if iter_num >= max_iters:
+        report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
 else:
     report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
     model = GPT.from_pretrained(init_from, dict(dropout=dropout))
@@ -258,6 +297,7 @@ if ddp:
 # helps estimate an arbitrarily accurate loss over either split using many batches
 @torch.no_grad()
 def estimate_loss():
+    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short."""
     out = {}
     eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
     eval_model.eval()
@@ -267,6 +307,9 @@ def estimate_loss():
             continue
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
+            if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
+                eval_model.train()
+                return None
             X, Y = get_batch(split, 'eval', k)
             with ctx:
                 logits, loss = eval_model(X, Y)
@@ -335,23 +378,6 @@ def save_checkpoint():
         os.close(dir_fd)
     report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
 
-# SIGTERM (how SLURM and Kubernetes stop jobs) and Ctrl-C ask the loop to stop at the end of the
-# current iteration; a second Ctrl-C stops at once.
-stop_signal = 0
-stop_time = 0.0
-def request_stop(signum, frame):
-    global stop_signal, stop_time
-    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
-    # second is the same keypress, not a second one
-    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
-        raise KeyboardInterrupt
-    if not stop_signal:
-        stop_signal, stop_time = signum, time.time()
-        if master_process:
-            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
-signal.signal(signal.SIGTERM, request_stop)
-signal.signal(signal.SIGINT, request_stop)
-
 if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
@@ -362,6 +388,7 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
     t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
+    stopped = False # by a stop request, rather than at max_iters
     while True:
 
         # determine and set the learning rate for this iteration
@@ -370,8 +397,13 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             param_group['lr'] = lr * param_group.get('lr_scale', 1.0) # Muon's group has its own
 
         # evaluate the loss on train/val sets, log and write checkpoints
-        if (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process:
-            losses = estimate_loss()
+        evaluate = (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process
+        losses = estimate_loss() if evaluate else None
+        if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
+            report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '
+                   f'no step logged')
+            stopped = True # at the end of this iteration, which the other ranks are already in
+        if losses is not None:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
             tflops = running_flops / 1e12 if running_flops > 0 else None
@@ -434,12 +466,16 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop_signal = stop_signal or int(flag.item())
         if stop_signal:
-            if master_process:
-                save_checkpoint()
-            how = 'terminated (SIGTERM)' if stop_signal == signal.SIGTERM else 'interrupted'
-            report(f'{how} at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}')
-            logger.close(status=how)
+            stopped = True
             break
+
+    if stopped:
+        if master_process and local_iter_num > 0: # an evaluation-only run has nothing new to save
+            save_checkpoint()
+        how = stop_statuses[stop_signal]
+        resume = f'; continue with --init_from=resume --out_dir={out_dir}' if os.path.exists(ckpt_path) else ''
+        report(f'{how} at iter {iter_num}{resume}')
+        logger.close(status=how)
 
 if ddp:
     dist.barrier() # no rank leaves while rank 0 still writes its checkpoint

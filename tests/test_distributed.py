@@ -95,8 +95,10 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_one_stops_at_once(workdir):
     assert read_log(logs_in(workdir)[0]).status == 'interrupted'
     assert (workdir / 'out' / 'ckpt.pt').exists()
 
-    # a long evaluation: the first Ctrl-C waits for the iteration, the second one does not
-    proc = start_train(workdir, '--init_from=resume', '--max_iters=100000', '--eval_iters=100000')
+    # a long iteration (an evaluation would be cut short): the first Ctrl-C waits for its end, the
+    # second one does not, so no checkpoint is saved
+    saved = (workdir / 'out' / 'ckpt.pt').read_bytes()
+    proc = start_train(workdir, '--init_from=resume', '--max_iters=100000', '--gradient_accumulation_steps=100000')
     wait_for(workdir, lambda run: len(logs_in(workdir)) == 2 and run.started is not None, proc)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
@@ -106,6 +108,47 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_one_stops_at_once(workdir):
     proc.communicate(timeout=60)
     assert time.time() - t0 < 10 and proc.returncode != 0
     assert read_log(logs_in(workdir)[1]).status == 'interrupted'
+    assert (workdir / 'out' / 'ckpt.pt').read_bytes() == saved
+
+
+def evaluating(run):
+    """The run is set up; with a huge eval_iters its first evaluation then lasts for ever."""
+    return any(m.text.startswith('number of parameters') for m in run.messages)
+
+
+def assert_stopped_in_the_evaluation(run, ckpt_path):
+    assert run.status == 'terminated (SIGTERM)'
+    assert 'SIGTERM: the evaluation at iter 0 was cut short, no step logged' in [m.text for m in run.messages]
+    assert run.steps == []  # no loss from a partial evaluation
+    assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 1  # after the one iteration it let end
+
+
+def test_sigterm_during_a_long_evaluation_stops_within_seconds_with_a_checkpoint(workdir):
+    proc = start_train(workdir, '--max_iters=100000', '--eval_iters=10000000')
+    wait_for(workdir, evaluating, proc)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 10 and proc.returncode == 128 + signal.SIGTERM, err
+    assert_stopped_in_the_evaluation(read_log(logs_in(workdir)[0]), workdir / 'out' / 'ckpt.pt')
+    assert 'step 0:' not in out and 'terminated (SIGTERM) at iter 1' in out
+
+
+def test_sigterm_to_torchrun_during_rank_0s_evaluation_stops_every_rank_with_a_checkpoint(workdir):
+    # rank 1 is already in iteration 0, waiting for rank 0's gradients: rank 0 cuts its evaluation
+    # short, joins it, and both stop after it
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                             os.path.join(ROOT, 'train.py'), *TINY, '--gradient_accumulation_steps=2',
+                             '--max_iters=100000', '--eval_iters=10000000'],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(workdir, evaluating, proc)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to each rank
+    t0 = time.time()
+    proc.communicate(timeout=60)
+    assert time.time() - t0 < 20  # torchrun itself gives its ranks 30 s before SIGKILL
+    assert_stopped_in_the_evaluation(read_log(logs_in(workdir)[0]), workdir / 'out' / 'ckpt.pt')
 
 
 def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_a_readable_log(workdir):
