@@ -298,37 +298,29 @@ if ddp:
 @torch.no_grad()
 def estimate_loss():
     """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short."""
-    out = {}
     eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
     eval_model.eval()
-    for split in ['train', 'val']:
-        if split == 'val' and eval_stride:
-            out[split] = strided_val_loss(eval_model)
-            continue
-        losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
-            if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
-                eval_model.train()
-                return None
-            X, Y = get_batch(split, 'eval', k)
-            with ctx:
-                logits, loss = eval_model(X, Y)
-            losses[k] = loss.item()
-        out[split] = losses.mean().item()
+    out = {split: split_loss(eval_model, split) for split in ['train', 'val']}
     eval_model.train()
-    return out
+    return None if None in out.values() else out
 
-# the same windows every time: no sampling noise between evaluations, or between runs
-def strided_val_loss(eval_model):
-    data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
-    starts = np.arange(0, len(data) - block_size, eval_stride)
-    total = 0.0
-    for chunk in np.array_split(starts, math.ceil(len(starts) / batch_size)):
-        X, Y = windows(data, chunk)
+def split_loss(eval_model, split):
+    if split == 'val' and eval_stride:
+        # the same windows every time: no sampling noise between evaluations, or between runs
+        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
+        starts = np.arange(0, len(data) - block_size, eval_stride)
+        batches = (windows(data, chunk) for chunk in np.array_split(starts, math.ceil(len(starts) / batch_size)))
+    else:
+        batches = (get_batch(split, 'eval', k) for k in range(eval_iters))
+    total, count = 0.0, 0
+    for X, Y in batches:
+        if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
+            return None
         with ctx:
             logits, loss = eval_model(X, Y)
-        total += loss.item() * len(chunk) # every window has block_size targets: equal weights
-    return total / len(starts)
+        total += loss.item() * len(X) # every window has block_size targets: equal weights
+        count += len(X)
+    return total / count
 
 # learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):

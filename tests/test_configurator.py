@@ -50,6 +50,9 @@ def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, ne
     (['--out_dir=data/tiny/train.bin'], "out_dir 'data/tiny/train.bin' cannot be a directory"),
     (['--device=gpu'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
     pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=no_cuda),
+    (['--optimizer=sgd'], "optimizer must be 'adamw' or 'muon', got 'sgd'"),
+    (['--logit_softcap=-1'], 'logit_softcap must be at least 0 (0 turns the cap off), got -1.0'),
+    (['--rope=True', '--n_head=32'], 'rope needs an even head size n_embd / n_head'),
 ])
 def test_a_bad_value_of_any_key_is_refused_in_one_line_and_leaves_no_files(workdir, args, needle):
     r = script('train.py', *TINY, *args, cwd=workdir)
@@ -102,6 +105,27 @@ def test_a_bad_value_of_any_key_is_refused_in_one_line_and_leaves_no_files(workd
     ({'dataset': ''}, "dataset must name a folder under data/, got ''"),
     ({'wandb_project': '', 'wandb_log': True}, 'wandb_project must not be empty when wandb_log=True'),
     ({'grad_clip': float('nan')}, 'grad_clip must be a finite number, got nan'),
+    ({'optimizer': 'adam'}, "optimizer must be 'adamw' or 'muon', got 'adam'"),
+    ({'optimizer': 'muon'}, None),
+    ({'muon_lr': -0.01}, 'muon_lr must be at least 0, got -0.01'),
+    ({'muon_momentum': 1.0}, 'muon_momentum must be in [0, 1), got 1.0'),
+    ({'learning_rate': 0.0, 'optimizer': 'muon'}, "learning_rate must be > 0 with optimizer='muon'"),
+    ({'learning_rate': 0.0, 'optimizer': 'adamw'}, None),
+    ({'mlp': 'swiglu'}, "mlp must be 'gelu' or 'relu2', got 'swiglu'"),
+    ({'logit_softcap': 0.0}, None),
+    ({'rope': True, 'n_embd': 48, 'n_head': 16}, 'rope needs an even head size n_embd / n_head, got rope=True'),
+    ({'rope': False, 'n_embd': 48, 'n_head': 16}, None),
+    ({'lr_schedule': 'linear'}, "lr_schedule must be 'cosine' or 'wsd', got 'linear'"),
+    ({'warmdown_iters': -1}, 'warmdown_iters must be at least 0, got -1'),
+    ({'warmdown_iters': 91, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'wsd', 'decay_lr': True},
+     "warmdown_iters must fit between warmup_iters and lr_decay_iters with lr_schedule='wsd'"),
+    ({'warmdown_iters': 90, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'wsd', 'decay_lr': True}, None),
+    ({'warmdown_iters': 91, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'cosine', 'decay_lr': True}, None),
+    ({'eval_stride': -4}, 'eval_stride must be at least 0 (0: eval_iters random batches), got -4'),
+    ({'init_from': 'gpt2', 'rope': True, 'qk_norm': False, 'mlp': 'gelu', 'tie_weights': True,
+      'zero_init': False, 'logit_softcap': 0.0}, "init_from loads GPT-2's architecture"),
+    ({'init_from': 'scratch', 'rope': True, 'qk_norm': False, 'mlp': 'gelu', 'tie_weights': True,
+      'zero_init': False, 'logit_softcap': 0.0}, None),
 ])
 def test_check_holds_each_key_to_its_rule(config, error, capsys):
     from configurator import check
