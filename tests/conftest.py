@@ -1,8 +1,11 @@
 """Shared pieces for the tests that run train.py, sample.py, bench.py and torchrun as a user would."""
+import datetime
 import os
 import pickle
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -55,3 +58,37 @@ def torchrun(nproc, *args, cwd, timeout=240):
 def logs_in(directory):
     directory = os.path.join(directory, 'logs')
     return sorted(os.path.join(directory, f) for f in os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+TIMESTAMP = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
+
+# the seed's example log (shared/seed/file-based-logging.md), whose footer has no Status line;
+# the example's "..." config line, which stands for more keys, is left out
+SEED_LOG = '''\
+================================================================================
+Training run started at 2024-07-16 14:30:52
+================================================================================
+Configuration:
+----------------------------------------
+batch_size: 12
+block_size: 1024
+compile: True
+dataset: openwebtext
+----------------------------------------
+[2024-07-16 14:35:22] step 2000: train loss 3.2145, val loss 3.1892
+[2024-07-16 14:40:15] step 4000: train loss 2.9876, val loss 2.9654
+[2024-07-16 14:45:08] step 6000: train loss 2.7543, val loss 2.7321
+================================================================================
+Training run ended at 2024-07-16 16:45:30
+================================================================================
+'''
+
+
+def age(path, seconds):
+    """Make a log look as if its last line and last write were `seconds` ago."""
+    text = open(path, encoding='utf-8').read()
+    last = datetime.datetime.fromisoformat(max(re.findall(TIMESTAMP, text)))
+    shift = last - (datetime.datetime.now() - datetime.timedelta(seconds=seconds))
+    text = re.sub(TIMESTAMP, lambda m: f'{datetime.datetime.fromisoformat(m.group()) - shift:%Y-%m-%d %H:%M:%S}', text)
+    open(path, 'w', encoding='utf-8').write(text)
+    os.utime(path, (time.time() - seconds,) * 2)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from conftest import SEED_LOG, age  # noqa: E402
 from logger import LogDirError, LogReader, TrainingLogger, read_log  # noqa: E402
 
 BAR, RULE = '=' * 80, '-' * 40
@@ -449,28 +450,6 @@ def test_readme_documents_the_format_statuses_kill_guarantee_and_read_back():
 
 # --------------------------------------------------------------------------- 10. what runs.py reads
 
-# the seed's example log (shared/seed/file-based-logging.md), whose footer has no Status line;
-# the example's "..." config line, which stands for more keys, is left out
-SEED_LOG = '''\
-================================================================================
-Training run started at 2024-07-16 14:30:52
-================================================================================
-Configuration:
-----------------------------------------
-batch_size: 12
-block_size: 1024
-compile: True
-dataset: openwebtext
-----------------------------------------
-[2024-07-16 14:35:22] step 2000: train loss 3.2145, val loss 3.1892
-[2024-07-16 14:40:15] step 4000: train loss 2.9876, val loss 2.9654
-[2024-07-16 14:45:08] step 6000: train loss 2.7543, val loss 2.7321
-================================================================================
-Training run ended at 2024-07-16 16:45:30
-================================================================================
-'''
-
-
 def test_a_seed_format_footer_without_a_status_reads_as_ended(tmp_path):
     path = tmp_path / 'log_run_20240716_143052.txt'
     path.write_text(SEED_LOG)
@@ -509,16 +488,6 @@ def test_a_log_fed_in_pieces_reads_as_read_log_reads_it_whole(tmp_path):
         run = reader.run
         assert (run.config, run.steps, run.messages, run.status) == (whole.config, whole.steps,
                                                                       whole.messages, whole.status)
-
-
-def age(path, seconds):
-    """Make a log look as if its last line and last write were `seconds` ago."""
-    text = open(path, encoding='utf-8').read()
-    last = datetime.datetime.fromisoformat(max(re.findall(TS, text)))
-    shift = last - (datetime.datetime.now() - datetime.timedelta(seconds=seconds))
-    text = re.sub(TS, lambda m: f'{datetime.datetime.fromisoformat(m.group()) - shift:%Y-%m-%d %H:%M:%S}', text)
-    open(path, 'w', encoding='utf-8').write(text)
-    os.utime(path, (time.time() - seconds,) * 2)
 
 
 def test_a_log_without_footer_is_running_until_quiet_far_longer_than_its_gaps_then_killed(tmp_path):
