@@ -328,15 +328,15 @@ class Run:
         return [p for p in map(progress_point, self.messages) if p]
 
 
-# train.py's progress message, every log_interval:
-# "iter 100: loss 2.3456, time 64.12ms, mfu 12.34%, 100/2000, eta 0:02:03"
-PROGRESS = re.compile(r'iter (-?\d+): loss ([^,\s]+)')
-
-
 def progress_point(message):
-    m = PROGRESS.match(message.text) if message.text[:5] == 'iter ' else None
+    """(time, iter, loss) of train.py's progress message, logged every log_interval:
+    "iter 100: loss 2.3456, time 64.12ms, mfu 12.34%, 100/2000, eta 0:02:03"; None for another."""
+    if message.text[:5] != 'iter ':
+        return None
+    # most messages of a long log are these: string methods, at a third of a regex's cost
+    it, sep, rest = message.text[5:].partition(': loss ')
     try:
-        return m and (message.time, int(m.group(1)), float(m.group(2)))
+        return (message.time, int(it), float(rest.partition(',')[0])) if sep else None
     except ValueError:
         return None  # a damaged number costs that point only
 

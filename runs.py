@@ -96,8 +96,14 @@ def load_chains(paths):
 
 
 def note(run, prefix):
-    """The rest of the first message that starts with prefix, or None."""
-    return next((m.text[len(prefix):] for m in run.messages if m.text.startswith(prefix)), None)
+    """The rest of the first message that starts with prefix, or None. Only the messages before
+    the first progress line are searched: train.py says where a run came from before it trains."""
+    for m in run.messages:
+        if m.text.startswith(prefix):
+            return m.text[len(prefix):]
+        if m.text[:5] == 'iter ':
+            return None
+    return None
 
 
 # ---------------------------------------------------------------------- resumed runs
@@ -211,11 +217,13 @@ ORIGIN = [('command', 'command: '), ('versions', 'python '), ('code', 'code: '),
           ('device', 'device: '), ('continues', 'continues ')]
 
 
-def origin(run, state):
-    """(label, text) pairs: the log, its duration and end, and where the run came from."""
+def origin(run, resumed):
+    """(label, text) pairs: the log, its duration and end, and where the run came from. A log with
+    no footer that a later attempt resumed from was killed, however recent it is."""
+    state = 'killed' if resumed and run.status is None else run.state()
     items = [('log', run.path), ('started', str(run.started)),
              ('duration', format_duration((run.last_time - run.started).total_seconds())),
-             ('status', run.status if run.status and run.status != 'ended' else state)]
+             ('status', run.status if run.status not in (None, 'ended') else state)]
     for label, prefix in ORIGIN:
         text = note(run, prefix)
         if text is not None:
@@ -229,16 +237,18 @@ def finite(points):
 
 def smoothed(points, weight):
     """An exponential moving average, debiased so that it starts at the first point, not at 0."""
-    out, average = [], 0.0
-    for n, (x, y) in enumerate(points, 1):
+    out, average, bias = [], 0.0, 1.0
+    for x, y in points:
         average = weight * average + (1 - weight) * y
-        out.append((x, average / (1 - weight ** n)))
+        bias *= weight
+        out.append((x, average / (1 - bias)))
     return out
 
 
 def curves(chain, smooth):
     """(iter, loss) lists of what the plot and the report draw of a run."""
-    progress = finite((it, loss) for _, it, loss in chain.progress)
+    isfinite = math.isfinite
+    progress = [(it, loss) for _, it, loss in chain.progress if isfinite(loss)]
     return {'val': finite((s.iter, s.val_loss) for s in chain.steps),
             'train': finite((s.iter, s.train_loss) for s in chain.steps),
             'progress': progress, 'smoothed': smoothed(progress, smooth) if smooth else []}
@@ -395,7 +405,7 @@ def report(chains, out, smooth, title):
     import runs_report
     rows = [table_row(chain) for chain in chains]
     drawn = [curves(chain, smooth) for chain in chains]
-    origins = [[origin(run, row[3]) for run in chain.attempts] for chain, row in zip(chains, rows)]
+    origins = [[origin(run, run is not chain.attempts[-1]) for run in chain.attempts] for chain in chains]
     html = runs_report.render(title, chains, TABLE, rows, differing_keys(chains), drawn, y_limits(drawn),
                               colors(len(chains)), smooth, LEAVE_OUT, origins)
     write_atomically(out, lambda f: f.write(html.encode('utf-8')))

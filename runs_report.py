@@ -64,8 +64,8 @@ def render(title, chains, header, rows, keys, drawn, limits, colors, smooth, lea
              f'<title>{esc(title)}</title><style>{CSS}</style></head><body>',
              f'<h1>{esc(title)}</h1><p class="meta">{len(chains)} run{"s" * (len(chains) != 1)}, '
              f'written {now} by <code>runs.py report</code></p>',
-             '<h2>Runs</h2>', summary_table(header, rows, swatch),
              '<h2>Loss</h2>', chart(chains, drawn, limits, colors, smooth, leave_out, keys),
+             '<h2>Runs</h2>', summary_table(header, rows, swatch),
              '<h2>Config that differs</h2>', config_table(chains, keys, swatch),
              '<h2>Where each run came from</h2>', origin_list(chains, rows, origins, swatch),
              '</body></html>\n']

@@ -145,11 +145,11 @@ def report(message):
     logger.log(message)
 
 def code_version():
-    """This checkout's git commit, plus ' dirty' if tracked files changed; None outside git. One
-    `git status` (a few ms); --no-optional-locks keeps it off the index lock a user's git may hold."""
+    """The git commit of the checkout that train.py is in, plus ' dirty' if tracked files changed;
+    None outside git. One `git status` (a few ms); --no-optional-locks keeps it off the index lock."""
     try:
         git = subprocess.run(['git', '--no-optional-locks', 'status', '--porcelain=v2', '--branch',
-                              '--untracked-files=no'], cwd=os.path.dirname(os.path.abspath(__file__)),
+                              '--untracked-files=no'], cwd=os.path.dirname(os.path.realpath(__file__)),
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None

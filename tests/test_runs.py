@@ -371,6 +371,8 @@ def test_a_killed_and_resumed_train_run_is_one_row_and_one_curve(workdir):
     assert report.returncode == 0, report.stderr
     page = (workdir / 'r.html').read_text()
     assert '+1 resumed' in page and page.count('--init_from=resume') == 1 and 'resumed, attempt 2' in page
+    statuses = re.findall(r'<dt>status</dt><dd>(\w+)</dd>', page)
+    assert statuses == ['killed', 'completed']  # the first attempt: no footer, and resumed from
 
 
 def test_a_later_attempt_replaces_the_points_from_its_resume_iteration_on(tmp_path):
