@@ -158,6 +158,20 @@ def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(wor
     assert code_lines('none') == []
 
 
+def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_found(workdir):
+    # python train.py config/shakespeare.py --log_dir=shakespeare_logs, cut short
+    shutil.copytree(workdir / 'data' / 'tiny', workdir / 'data' / 'shakespeare_char')
+    r = script('train.py', os.path.join(ROOT, 'config', 'shakespeare.py'), '--log_dir=shakespeare_logs',
+               '--max_iters=4', '--eval_interval=2', '--eval_iters=2', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    [log] = os.listdir(workdir / 'shakespeare_logs')
+    run = read_log(workdir / 'shakespeare_logs' / log)
+    assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 2, 4]
+    assert (run.config['dataset'], run.config['device'], run.config['compile']) == ('shakespeare_char', 'auto', 'auto')
+    assert run.config['n_layer'] == (6 if torch.cuda.is_available() else 4)  # sized for the device
+    assert os.listdir(workdir / run.config['out_dir']) == ['ckpt.pt']
+
+
 def test_file_logging_false_and_log_dir_move_the_log(workdir):
     r = script('train.py', *TINY, '--max_iters=2', '--file_logging=False', cwd=workdir)
     assert r.returncode == 0, r.stderr
