@@ -140,12 +140,13 @@ class Watch:
 
 
 def sparkline(values, blocks):
-    """values, averaged into at most SPARK_WIDTH buckets, as block characters from low to high."""
+    """values, averaged into at most SPARK_WIDTH buckets, as block characters from low to high.
+    The scale leaves out the first tenth, as the plot does: the start's loss would flatten the rest."""
     size = max(1, -(-len(values) // SPARK_WIDTH))
     means = [sum(values[i:i + size]) / len(values[i:i + size]) for i in range(0, len(values), size)]
     means = [m for m in means if m == m and abs(m) != float('inf')]
     if not means:
         return ''
-    lo, hi = min(means), max(means)
+    lo, hi = min(means), max(means[len(means) // 10:])
     top = len(blocks) - 1
-    return ''.join(blocks[round((m - lo) / (hi - lo) * top) if hi > lo else top // 2] for m in means)
+    return ''.join(blocks[min(round((m - lo) / (hi - lo) * top), top) if hi > lo else top // 2] for m in means)
