@@ -12,6 +12,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from logger import read_log  # noqa: E402
 
 # a model and a run small enough that a CPU trains it in a second or two
 TINY = ['--dataset=tiny', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32',
@@ -53,6 +54,26 @@ def torchrun(nproc, *args, cwd, timeout=240):
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
                            f'--nproc_per_node={nproc}', os.path.join(ROOT, 'train.py'), *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def start_train(workdir, *args):
+    """train.py on the tiny model, in the background."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *args], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(workdir, predicate, proc, timeout=120):
+    """Poll the run's log, as another process would, until predicate(run) holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        logs = logs_in(workdir)
+        if logs:
+            run = read_log(logs[0])
+            if predicate(run):
+                return run
+        time.sleep(0.05)
+    raise AssertionError('the run never got there')
 
 
 def logs_in(directory):

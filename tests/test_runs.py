@@ -13,11 +13,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
-from conftest import ROOT, SEED_LOG, TINY, age, logs_in, script
+from conftest import ROOT, SEED_LOG, TINY, age, logs_in, script, start_train, wait_for
 from logger import TrainingLogger
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -306,22 +305,6 @@ def test_a_log_in_the_seeds_format_is_read_as_ours_and_shows_as_ended(tmp_path, 
 
 # --------------------------------------------------------------------------- resumed runs
 
-def start_tiny(workdir, *args):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *args], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_progress(workdir, proc, it, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        logs = logs_in(workdir)
-        if logs and re.search(rf'\] iter {it}: loss', open(logs[-1]).read()):
-            return logs[-1]
-        time.sleep(0.05)
-    raise AssertionError(f'the run never got to iteration {it}')
-
-
 def export_rows(*args, cwd=ROOT):
     result = runs_py('export', *args, cwd=cwd)
     assert result.returncode == 0 and result.stderr == '', result.stderr
@@ -330,8 +313,8 @@ def export_rows(*args, cwd=ROOT):
 
 def test_a_killed_and_resumed_train_run_is_one_row_and_one_curve(workdir):
     # killed with SIGKILL after its checkpoint at iteration 4, and resumed from that checkpoint
-    first = start_tiny(workdir, '--max_iters=100000', '--eval_interval=4')
-    killed = wait_for_progress(workdir, first, 6)
+    first = start_train(workdir, '--max_iters=100000', '--eval_interval=4')
+    killed = wait_for(workdir, lambda run: len(run.progress()) > 6, first).path
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     r = script('train.py', *TINY, '--max_iters=12', '--eval_interval=4', '--init_from=resume', cwd=workdir)
@@ -623,8 +606,8 @@ def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_ru
 
 
 def test_follow_shows_a_real_train_run_and_exits_0_when_it_completes(workdir):
-    train = start_tiny(workdir, '--max_iters=12', '--eval_interval=4')
-    log = wait_for_progress(workdir, train, 0)
+    train = start_train(workdir, '--max_iters=12', '--eval_interval=4')
+    log = wait_for(workdir, lambda run: run.progress(), train).path
     follow = follow_proc(cwd=workdir)  # the newest log in logs/
     out, err = follow.communicate(timeout=180)
     assert train.wait(timeout=60) == 0
