@@ -120,8 +120,9 @@ class Chain:
         self.resumed_at = resumed_at  # for each attempt, the iteration it resumed at, or None
         first, last = attempts[0], attempts[-1]
         self.path, self.started = first.path, first.started
-        # the latest attempt's config (max_iters may have grown), but how the run began, not 'resume'
-        self.config = {**last.config, **{k: first.config[k] for k in ('init_from',) if k in first.config}}
+        self.config = dict(last.config)  # the latest: max_iters may have grown
+        if 'init_from' in first.config:  # how the run began, not 'resume'
+            self.config['init_from'] = first.config['init_from']
         self.name = os.path.basename(first.path)
 
     def state(self):

@@ -8,8 +8,10 @@ import datetime
 import html
 import math
 
+from logger import format_value
+
 WIDTH, HEIGHT = 1080, 440                     # the chart's drawing, in CSS pixels
-LEFT, RIGHT, TOP, BOTTOM = 56, 14, 12, 36     # room for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 12, 36     # room for the axis labels
 CURVE_POINTS = 24000   # progress points drawn in all, spread over the runs: 400 runs stay under 2 MB
 MIN_POINTS = 60        # and at least this many for each run
 MAX_LEGEND = 20        # the chart's legend and dots on the val curve: for this many runs at most
@@ -95,7 +97,7 @@ def config_table(chains, keys, swatch):
     out += [f'<th>{esc(k)}</th>' for k in keys]
     out.append('</tr></thead><tbody>')
     for chain, sw in zip(chains, swatch):
-        cells = ''.join(f'<td>{esc(chain.config[k]) if k in chain.config else "-"}</td>' for k in keys)
+        cells = ''.join(f'<td>{esc(format_value(chain.config[k])) if k in chain.config else "-"}</td>' for k in keys)
         out.append(f'<tr><td>{sw}{esc(chain.name)}</td>{cells}</tr>')
     out.append('</tbody></table></div>')
     return ''.join(out)
@@ -114,7 +116,7 @@ def origin_list(chains, rows, origins, swatch):
             out.append('<dl>' + ''.join(f'<dt>{esc(label)}</dt><dd>{esc(text)}</dd>' for label, text in items)
                        + '</dl>')
         if len(chains) == 1:
-            config = ', '.join(f'{k}={v!r}' for k, v in sorted(chain.config.items()))
+            config = ' '.join(f'{k}={format_value(v)}' for k, v in sorted(chain.config.items()))
             out.append(f'<dl><dt>config</dt><dd>{esc(config)}</dd></dl>')
         out.append('</details>')
     return '\n'.join(out)
@@ -177,8 +179,9 @@ def chart(chains, drawn, limits, colors, smooth, leave_out, keys):
 
     out = [f'<figure><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
            f'role="img" aria-label="loss against iteration">',
-           f'<defs><clipPath id="area"><rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>'
-           f'</clipPath></defs>']
+           # curves leave the top, not the sides: a dot on the last evaluation shows whole
+           f'<defs><clipPath id="area"><rect x="{LEFT - 5}" y="{TOP}" width="{plot_w + 10}" '
+           f'height="{plot_h + 5}"/></clipPath></defs>']
     x_ticks, y_ticks = nice_ticks(x0, x1, 8), nice_ticks(y0, y1, 6)
     x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1
     y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 0.1
@@ -220,7 +223,7 @@ def chart(chains, drawn, limits, colors, smooth, leave_out, keys):
     if dots:
         out.append('<ul class="legend">' + ''.join(
             f'<li><span class="sw" style="background:{color}"></span>{esc(chain.name)} '
-            f'<code>{esc(" ".join(f"{k}={chain.config[k]!r}" for k in keys if k in chain.config))}</code></li>'
+            f'<code>{esc(" ".join(f"{k}={format_value(chain.config[k])}" for k in keys if k in chain.config))}</code></li>'
             for chain, color in zip(chains, colors)) + '</ul>')
     out.append('</figure>')
     return '\n'.join(out)
