@@ -2,8 +2,8 @@
 runs.py follow: one run's log as it is written, in a terminal (over SSH too) or down a pipe.
 
 Step lines are printed as they arrive, and one status line is kept: the state, the iteration of
-max_iters, the last loss with a sparkline of the recent losses, the best val loss, the time so far
-and the ETA. In a terminal the status line is redrawn in place (carriage return, clear to the end of
+max_iters, the last loss, the best val loss, the time so far, the ETA and a sparkline of the
+recent losses. In a terminal the status line is redrawn in place (carriage return, clear to the end of
 the line); piped, every line is plain text, with a status line after new step lines and at the end.
 The file is polled: only new bytes are read, and waiting costs a stat and a read every POLL seconds.
 """
@@ -113,15 +113,17 @@ class Watch:
             known = isinstance(max_iters, int) and max_iters > 0
             parts.append(f'iter {it}/{max_iters} {100 * it // max_iters}%' if known else f'iter {it}')
         if self.recent:
-            parts.append(f'loss {self.recent[-1][2]:.4f} {sparkline([p[2] for p in self.recent], blocks)}')
+            parts.append(f'loss {self.recent[-1][2]:.4f}')
         vals = [s.val_loss for s in run.steps if s.val_loss is not None and s.val_loss == s.val_loss]
         if vals:
             parts.append(f'best val {min(vals):.4f}')
         end = run.ended.timestamp() if run.ended else now
-        parts.append(f'{format_duration(end - run.started.timestamp())} elapsed')
+        parts.append(f'elapsed {format_duration(end - run.started.timestamp())}')
         eta = self.eta(now, max_iters) if state == 'running' else None
         if eta is not None:
             parts.append(f'eta {format_duration(eta)}')
+        if self.recent:  # last: where a narrow terminal cuts the line
+            parts.append(sparkline([p[2] for p in self.recent], blocks))
         return ' | '.join(parts)
 
     def eta(self, now, max_iters):
