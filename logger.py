@@ -320,6 +320,7 @@ class Run:
         return (time.time() if now is None else now) - max(last, self.mtime or 0.0)
 
     def quiet_limit(self):
+        """Seconds of quiet after which a log with no footer counts as killed."""
         usual = (self.last_time - self.started).total_seconds() / self.gaps if self.gaps else 0.0
         return max(QUIET_FLOOR, QUIET_USUAL * usual, QUIET_LONGEST * self.longest_gap)
 

@@ -363,10 +363,9 @@ def colors(n):
         return TAB10[:n]
     out = []
     for i in range(n):
-        at = i / (n - 1) * (len(VIRIDIS) - 1)
-        a, b = VIRIDIS[min(int(at), len(VIRIDIS) - 2)], VIRIDIS[min(int(at), len(VIRIDIS) - 2) + 1]
-        f = at - min(int(at), len(VIRIDIS) - 2)
-        out.append('#' + ''.join(f'{round(p + (q - p) * f):02x}' for p, q in zip(a, b)))
+        at = i / (n - 1) * (len(VIRIDIS) - 1)  # between two of viridis' colours: mix them
+        k = min(int(at), len(VIRIDIS) - 2)
+        out.append('#' + ''.join(f'{round(p + (q - p) * (at - k)):02x}' for p, q in zip(VIRIDIS[k], VIRIDIS[k + 1])))
     return out
 
 
