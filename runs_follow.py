@@ -31,12 +31,17 @@ def follow(path, once=False, out=None):
     completed (or, with once, is still running), 1 when it ended any other way, 2 if not a log."""
     out = out or sys.stdout
     tty = out.isatty()
-    blocks = BLOCKS if _can_show(out, BLOCKS) else ASCII_BLOCKS
-    reader, watch = LogReader(path), Watch()
+    reader, watch = LogReader(path), Watch(BLOCKS if _can_show(out, BLOCKS) else ASCII_BLOCKS)
     decode = codecs.getincrementaldecoder('utf-8')('replace').decode
     shown, drawn = 0, None
     try:
-        with open(path, 'rb', buffering=0) as f:
+        f = open(path, 'rb', buffering=0)
+    except OSError as e:
+        print(f'runs.py: error: {path}: {e.strerror or e}', file=sys.stderr)
+        return 2
+    try:
+        with f:
+            out.write(f'following {path}\n')
             while True:
                 data = f.read()  # everything after what was read before
                 run = reader.run
@@ -49,7 +54,7 @@ def follow(path, once=False, out=None):
                     return 2
                 run.mtime = os.fstat(f.fileno()).st_mtime
                 state = run.state()
-                line = watch.status(run, state, blocks)
+                line = watch.status(run, state)
                 new = run.steps[shown:]
                 shown = len(run.steps)
                 ended = run.status is not None or state == 'killed'
@@ -73,6 +78,9 @@ def follow(path, once=False, out=None):
         if tty and drawn:
             out.write('\n')
             out.flush()
+        if reader.run.started and reader.run.skipped:
+            n = reader.run.skipped
+            print(f'runs.py: warning: {path}: skipped {n} damaged line{"s" * (n > 1)}', file=sys.stderr)
 
 
 def _can_show(out, text):
@@ -87,10 +95,12 @@ class Watch:
     """What the status line needs from the progress lines, kept as they arrive; the messages
     themselves are dropped once read, so a week-long log costs no more memory than an hour's."""
 
-    def __init__(self):
+    def __init__(self, blocks):
+        self.blocks = blocks  # the sparkline's characters, from low to high
         self.first = None     # (time, iter, loss) of the first progress line
         self.recent = []      # the latest progress points, for the sparkline
         self.last_text = ''   # the latest progress line
+        self.spark = ''
 
     def add(self, run):
         for message in run.messages:
@@ -101,8 +111,9 @@ class Watch:
                 self.last_text = message.text
         del self.recent[:-SPARK_POINTS]
         del run.messages[:-1]  # the last one stays: Run.last_time needs it
+        self.spark = sparkline([p[2] for p in self.recent], self.blocks)
 
-    def status(self, run, state, blocks):
+    def status(self, run, state):
         now = time.time()
         parts = [state if state != 'running' or run.quiet_seconds(now) < 60
                  else f'running (quiet for {format_duration(run.quiet_seconds(now))})']
@@ -122,8 +133,8 @@ class Watch:
         eta = self.eta(now, max_iters) if state == 'running' else None
         if eta is not None:
             parts.append(f'eta {format_duration(eta)}')
-        if self.recent:  # last: where a narrow terminal cuts the line
-            parts.append(sparkline([p[2] for p in self.recent], blocks))
+        if self.spark:  # last: where a narrow terminal cuts the line
+            parts.append(self.spark)
         return ' | '.join(parts)
 
     def eta(self, now, max_iters):

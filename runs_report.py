@@ -82,8 +82,8 @@ def summary_table(header, rows, swatch):
     for row, sw in zip(rows, swatch):
         cells = [f'<td>{sw}{esc(row[0])}</td>']
         for h, cell in zip(header[1:], row[1:]):
-            cls = 'n' if h in numeric else esc(cell) if h == 'status' else ''
-            cells.append(f'<td class="{cls}">{esc(cell)}</td>' if cls else f'<td>{esc(cell)}</td>')
+            cls = ' class="n"' if h in numeric else f' class="{esc(cell)}"' if h == 'status' else ''
+            cells.append(f'<td{cls}>{esc(cell)}</td>')
         out.append('<tr>' + ''.join(cells) + '</tr>')
     out.append('</tbody></table></div>')
     return ''.join(out)
@@ -106,10 +106,9 @@ def config_table(chains, keys, swatch):
 def origin_list(chains, rows, origins, swatch):
     out = []
     for chain, row, logs, sw in zip(chains, rows, origins, swatch):
-        state = row[3]
-        out.append(f'<details{" open" if len(chains) <= OPEN_DETAILS else ""}><summary>{sw}<b>{esc(row[0])}</b>: '
-                   f'<span class="{esc(state)}">{esc(state)}</span>, {esc(row[2])}, '
-                   f'{esc(row[4])} steps</summary>')
+        name, _, duration, state, steps = row[:5]  # the summary's first columns
+        out.append(f'<details{" open" if len(chains) <= OPEN_DETAILS else ""}><summary>{sw}<b>{esc(name)}</b>: '
+                   f'<span class="{esc(state)}">{esc(state)}</span>, {esc(duration)}, {esc(steps)} steps</summary>')
         for i, items in enumerate(logs):
             if len(logs) > 1:
                 out.append(f'<h3>{"first run" if i == 0 else f"resumed, attempt {i + 1}"}</h3>')

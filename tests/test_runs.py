@@ -590,6 +590,7 @@ def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_ru
     lg = TrainingLogger(log_dir=str(tmp_path / 'logs'), enabled=True).setup({'max_iters': 300})
     follow = follow_proc(tmp_path / 'logs')
     lines = Lines(follow)
+    assert lines.next() == f'following {lg.path}\n'  # the newest log in the directory
     for it in (0, 100, 200):
         lg.log_step(it, 3 - it / 1000, 3.1 - it / 1000, lr=6e-4)
         assert re.fullmatch(rf'\[[\d :-]+\] step {it}: train loss [\d.]+, val loss {3.1 - it / 1000:.4f}, '
@@ -674,3 +675,29 @@ def test_readme_shows_every_command_the_pandas_recipe_and_the_report_screenshot(
         assert needed in section, needed
     for image in ('docs/report.webp', 'docs/loss_curves.svg'):
         assert os.path.getsize(os.path.join(ROOT, image)) > 10_000
+
+
+def test_follow_warns_once_about_damaged_lines_and_goes_on(tmp_path):
+    lg = log_run(tmp_path, {'max_iters': 200}, [3.0, 2.5])
+    with open(lg.path, encoding='utf-8') as f:
+        lines = f.read().split('\n')
+    lines.insert(10, '[2026-01-01 00:00:00] step 50: train loss 1.2.3, val loss x')
+    with open(lg.path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines))
+    result = runs_py('follow', lg.path)
+    assert result.returncode == 0 and result.stdout.count('] step ') == 2
+    assert result.stderr.splitlines() == [f'runs.py: warning: {lg.path}: skipped 1 damaged line']
+
+
+def test_report_export_and_follow_need_only_the_standard_library(tmp_path):
+    blocker = tmp_path / 'no_matplotlib' / 'matplotlib'
+    blocker.mkdir(parents=True)
+    (blocker / '__init__.py').write_text("raise ImportError('No module named matplotlib')\n")
+    env = {'PYTHONPATH': str(blocker.parent)}
+    lg = log_run(tmp_path / 'logs', {}, [3.0, 2.0])
+    for command in (['report', '-o', tmp_path / 'r.html'], ['export'], ['export', '--format', 'json'],
+                    ['follow', '--once']):
+        result = runs_py(*command, tmp_path / 'logs', env=env)
+        assert result.returncode == 0 and result.stderr == '', (command, result.stderr)
+        assert os.path.basename(lg.path) in result.stdout or command[0] == 'report'
+    assert os.path.basename(lg.path) in (tmp_path / 'r.html').read_text()
