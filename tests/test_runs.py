@@ -453,9 +453,10 @@ TRAIN_MESSAGES = ['python 3.11.2, torch 2.13.0, numpy 2.4.6', 'code: git 9668b50
                   'device: cpu, dtype: float32, compile: False, world_size: 1, backend: none']
 
 
-def report_page(*args, cwd=ROOT):
-    out = os.path.join(str(args[-1]), 'report.html') if os.path.isdir(str(args[-1])) else None
-    result = runs_py('report', *args[:-1], '-o', out or args[-1], cwd=cwd) if out else None
+def report_page(logs, directory):
+    """runs.py report of logs, written to directory/report.html; the page."""
+    out = os.path.join(directory, 'report.html')
+    result = runs_py('report', logs, '-o', out)
     assert result.returncode == 0 and result.stderr == '', result.stderr
     return open(out, encoding='utf-8').read()
 
@@ -526,6 +527,18 @@ def test_report_of_many_runs_keeps_every_step_point_and_thins_long_curves(tmp_pa
     raw = re.findall(r'<path class="raw" d="M([^"]*)"', page)
     assert len(raw) == 30 and all(len(r.split()) < 2 * 1000 for r in raw)  # not 5000 points each
     assert len(page) < 1_000_000
+
+
+def test_report_smoothing_keeps_the_raw_curve_and_can_be_turned_off(tmp_path):
+    log_run(tmp_path / 'logs', {}, [3.0, 2.5, 2.2])
+    page = report_page(tmp_path / 'logs', tmp_path)
+    assert page.count('class="raw"') == 1 and page.count('class="avg"') == 1 and 'weight 0.8' in page
+    off = runs_py('report', tmp_path / 'logs', '-o', tmp_path / 'off.html', '--smooth', '0')
+    assert off.returncode == 0
+    page = (tmp_path / 'off.html').read_text()
+    assert page.count('class="raw"') == 1 and 'class="avg"' not in page and 'moving average' not in page
+    bad = runs_py('report', tmp_path / 'logs', '-o', tmp_path / 'bad.html', '--smooth', '1.5')
+    assert bad.returncode == 2 and 'not in [0, 1)' in bad.stderr and not os.path.exists(tmp_path / 'bad.html')
 
 
 def test_report_never_replaces_a_default_file_the_user_did_not_name(tmp_path):
