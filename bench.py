@@ -17,7 +17,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from configurator import configure, die, resolve
+from configurator import check, configure, die, resolve
 from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -28,10 +28,19 @@ n_head = 12
 n_embd = 768
 dropout = 0.0
 bias = False
+rope = False # the architecture options of train.py, with its defaults
+qk_norm = False
+mlp = 'gelu'
+tie_weights = True
+zero_init = False
+logit_softcap = 0.0
 vocab_size = 50304
 real_data = False # True: batches from data/<dataset>/train.bin; False: random tokens
 dataset = 'openwebtext'
+optimizer = 'adamw' # or 'muon', as in train.py
 learning_rate = 6e-4
+muon_lr = 0.02
+muon_momentum = 0.95
 weight_decay = 1e-1
 beta1 = 0.9
 beta2 = 0.95
@@ -43,12 +52,12 @@ dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhe
 compile = 'auto' # torch.compile the model: on CUDA only
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-globals().update(configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__))
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+globals().update(config)
 # -----------------------------------------------------------------------------
 
+check(config) # every value against its rule in configurator.RULES, before any model exists
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
-if num_iters < 1 or burn_in < 0:
-    die(f'num_iters must be at least 1 and burn_in at least 0, got {num_iters} and {burn_in}')
 torch.manual_seed(seed)
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
@@ -76,9 +85,11 @@ def get_batch():
     return x.to(device), y.to(device)
 
 model = GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
-                      n_embd=n_embd, dropout=dropout, bias=bias))
+                      n_embd=n_embd, dropout=dropout, bias=bias, rope=rope, qk_norm=qk_norm, mlp=mlp,
+                      tie_weights=tie_weights, zero_init=zero_init, logit_softcap=logit_softcap))
 model.to(device)
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                       optimizer, muon_lr, muon_momentum)
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
 raw_model = model
 if compile:
@@ -92,7 +103,7 @@ def sync():
         torch.mps.synchronize()
 
 print(f'{raw_model.get_num_params() / 1e6:.2f}M parameters, batch {batch_size}x{block_size}, '
-      f'device {device}, dtype {dtype}, compile {compile}', flush=True)
+      f'device {device}, dtype {dtype}, compile {compile}, optimizer {optimizer.__class__.__name__}', flush=True)
 X, Y = get_batch()
 for stage, iters in (('burn-in', burn_in), ('timed', num_iters)):
     sync()

@@ -12,16 +12,21 @@ Arguments are applied in order:
 
 A value must have its default's type: an int where a float is expected is fine, a float where
 an int is expected is not; a default of None takes any literal; a default of 'auto' (device,
-dtype, compile, backend) also takes True/False. Any mistake exits with status 2 and one line
-naming what was wrong, before any work starts, so a run that never began leaves no log.
+dtype, compile, backend) also takes True/False. Then check() holds each value to its rule in
+RULES below, and resolve() turns 'auto' into what this machine has and refuses a device it has
+not. Any mistake exits with status 2 and one line naming what was wrong, before any work
+starts, so a run that never began leaves no log.
 """
 import ast
 import difflib
+import math
 import os
+import re
 import sys
 import types
 
 import torch
+import torch.distributed as dist
 
 
 class ConfigError(Exception):
@@ -119,8 +124,96 @@ def _typed(key, value, default):
     return value
 
 
+GPT2_MODELS = ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl')  # what GPT.from_pretrained loads
+
+# The valid values of every key of train.py, sample.py and bench.py (a key means the same in each).
+# A row is (keys, test, rule): test gets the keys' values and says whether they are fine; the error
+# is the first key, the rule and the values. A row applies to a script that has all its keys. Rows
+# run in order, so a row may rely on the rows above it (n_head is at least 1 before n_embd % n_head).
+# Types are already checked; bools need no row; device, dtype, compile and backend are resolve()'s.
+RULES = [
+    # sizes and counts
+    ('batch_size', lambda n: n >= 1, 'must be at least 1'),
+    ('block_size', lambda n: n >= 1, 'must be at least 1'),
+    ('n_layer', lambda n: n >= 0, 'must be at least 0 (0 layers is a bigram model)'),
+    ('n_head', lambda n: n >= 1, 'must be at least 1'),
+    ('n_embd', lambda n: n >= 1, 'must be at least 1'),
+    ('n_embd n_head', lambda e, h: e % h == 0, 'must be a multiple of n_head'),
+    ('vocab_size', lambda n: n >= 1, 'must be at least 1'),
+    ('gradient_accumulation_steps', lambda n: n >= 1, 'must be at least 1'),
+    ('max_iters', lambda n: n >= 0, 'must be at least 0 (0 evaluates the model once and stops)'),
+    ('eval_interval', lambda n: n >= 1, 'must be at least 1'),
+    ('log_interval', lambda n: n >= 1, 'must be at least 1'),
+    ('eval_iters', lambda n: n >= 1, 'must be at least 1'),
+    ('num_iters', lambda n: n >= 1, 'must be at least 1'),
+    ('burn_in', lambda n: n >= 0, 'must be at least 0'),
+    ('num_samples', lambda n: n >= 1, 'must be at least 1'),
+    ('max_new_tokens', lambda n: n >= 1, 'must be at least 1'),
+    ('top_k', lambda n: n >= 1, 'must be at least 1'),
+    ('seed', lambda n: -2**63 <= n < 2**63, 'must fit in a signed 64-bit integer'),
+    # probabilities, rates and the optimizer
+    ('dropout', lambda p: 0 <= p < 1, 'must be in [0, 1)'),
+    ('temperature', lambda t: t > 0, 'must be > 0 (use --top_k=1 for greedy decoding)'),
+    ('learning_rate', lambda x: x >= 0, 'must be at least 0'),
+    ('weight_decay', lambda x: x >= 0, 'must be at least 0'),
+    ('beta1', lambda b: 0 <= b < 1, 'must be in [0, 1)'),
+    ('beta2', lambda b: 0 <= b < 1, 'must be in [0, 1)'),
+    ('grad_clip', lambda x: x >= 0, 'must be at least 0 (0 turns clipping off)'),
+    # the learning-rate schedule: get_lr divides by lr_decay_iters - warmup_iters
+    ('warmup_iters', lambda n: n >= 0, 'must be at least 0'),
+    ('lr_decay_iters', lambda n: n >= 0, 'must be at least 0'),
+    ('min_lr', lambda x: x >= 0, 'must be at least 0'),
+    ('lr_decay_iters warmup_iters decay_lr', lambda d, w, on: d > w or not on,
+     'must be greater than warmup_iters when decay_lr=True'),
+    ('min_lr learning_rate decay_lr', lambda m, lr, on: m <= lr or not on,
+     'must not exceed learning_rate when decay_lr=True'),
+    # the newer recipe (model.py's options, Muon, the wsd schedule, strided evaluation)
+    ('optimizer', lambda s: s in ('adamw', 'muon'), "must be 'adamw' or 'muon'"),
+    ('muon_lr', lambda x: x >= 0, 'must be at least 0'),
+    ('muon_momentum', lambda b: 0 <= b < 1, 'must be in [0, 1)'),
+    ('learning_rate optimizer', lambda lr, opt: lr > 0 or opt != 'muon',
+     "must be > 0 with optimizer='muon', whose muon_lr follows learning_rate's schedule"),
+    ('mlp', lambda s: s in ('gelu', 'relu2'), "must be 'gelu' or 'relu2'"),
+    ('logit_softcap', lambda x: x >= 0, 'must be at least 0 (0 turns the cap off)'),
+    ('rope n_embd n_head', lambda on, e, h: not on or (e // h) % 2 == 0,
+     'needs an even head size n_embd / n_head'),
+    ('lr_schedule', lambda s: s in ('cosine', 'wsd'), "must be 'cosine' or 'wsd'"),
+    ('warmdown_iters', lambda n: n >= 0, 'must be at least 0'),
+    ('warmdown_iters lr_decay_iters warmup_iters lr_schedule decay_lr',
+     lambda n, d, w, schedule, on: n <= d - w or schedule != 'wsd' or not on,
+     "must fit between warmup_iters and lr_decay_iters with lr_schedule='wsd'"),
+    ('eval_stride', lambda n: n >= 0, 'must be at least 0 (0: eval_iters random batches)'),
+    # names and paths
+    ('init_from', lambda s: s in ('scratch', 'resume') + GPT2_MODELS,
+     f"must be 'scratch', 'resume' or one of {', '.join(GPT2_MODELS)}"),
+    ('block_size init_from', lambda b, i: b <= 1024 or i not in GPT2_MODELS,
+     'must be at most 1024 with GPT-2 weights'),
+    ('init_from rope qk_norm mlp tie_weights zero_init logit_softcap',
+     lambda i, *arch: i not in GPT2_MODELS or arch == (False, False, 'gelu', True, False, 0.0),
+     "loads GPT-2's architecture: leave rope, qk_norm, mlp, tie_weights, zero_init and logit_softcap "
+     'at their defaults'),
+    ('out_dir', lambda s: s.strip() != '', 'must not be empty'),
+    ('log_dir file_logging', lambda s, on: s.strip() != '' or not on, 'must not be empty when file_logging=True'),
+    ('dataset', lambda s: s.strip() != '', 'must name a folder under data/'),
+    ('wandb_project wandb_log', lambda s, on: s.strip() != '' or not on, 'must not be empty when wandb_log=True'),
+]
+
+
+def check(config, rules=RULES):
+    """Refuse the first value that breaks its rule, in one line naming the key(s) and value(s)."""
+    for key, value in config.items():
+        if isinstance(value, float) and not math.isfinite(value):  # 1e999 parses as inf
+            die(f'{key} must be a finite number, got {value!r}')
+    for keys, test, rule in rules:
+        keys = keys.split()
+        if all(k in config for k in keys) and not test(*(config[k] for k in keys)):
+            got = repr(config[keys[0]]) if len(keys) == 1 else ', '.join(f'{k}={config[k]!r}' for k in keys)
+            die(f'{keys[0]} {rule}, got {got}')
+
+
 def resolve(device, dtype, compile, backend='auto', local_rank=None):
-    """Turn the 'auto' system settings into what this machine can do; explicit values win."""
+    """Turn the 'auto' system settings into what this machine can do; explicit values win, but
+    only if this machine has them. local_rank is given under torchrun, where backend matters."""
     if device == 'auto':
         if torch.cuda.is_available():
             device = 'cuda'
@@ -128,9 +221,22 @@ def resolve(device, dtype, compile, backend='auto', local_rank=None):
             device = 'mps'
         else:
             device = 'cpu'
+    if not isinstance(device, str) or not re.fullmatch(r'cpu|mps|cuda(:\d+)?', device):
+        die(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
     if device == 'cuda' and local_rank is not None:
         device = f'cuda:{local_rank}'  # one GPU per process under torchrun
-    device_type = 'cuda' if 'cuda' in device else device.split(':')[0]
+    device_type = device.split(':')[0]
+    if device_type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(':')[2] or 0)
+        if count == 0:
+            build = ' (this torch is built without CUDA)' if torch.version.cuda is None else ''
+            die(f'device={device!r}, but no CUDA GPU is available here{build}: use --device=cpu')
+        if index >= count:
+            die(f'device={device!r}, but this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}'
+                + ('; start at most that many processes per node' if local_rank is not None else ''))
+    if device_type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        die("device='mps', but MPS is not available here: use --device=cpu")
     if dtype == 'auto':
         if device_type == 'cuda':
             dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
@@ -138,10 +244,17 @@ def resolve(device, dtype, compile, backend='auto', local_rank=None):
             dtype = 'float32'
     if dtype not in ('float32', 'bfloat16', 'float16'):
         die(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+    if dtype == 'bfloat16' and device_type == 'cuda' and not torch.cuda.is_bf16_supported():
+        die(f"dtype='bfloat16' is not supported on {device}: use --dtype=float16")
     if compile == 'auto':
         compile = device_type == 'cuda'
     if not isinstance(compile, bool):
         die(f"compile must be 'auto', True or False, got {compile!r}")
     if backend == 'auto':
         backend = 'nccl' if device_type == 'cuda' else 'gloo'
+    if local_rank is not None:  # outside torchrun no process group is made: backend is unused
+        if not isinstance(backend, str) or not dist.is_backend_available(backend):
+            die(f"backend={backend!r} is not available in this torch; 'gloo' works everywhere, 'nccl' on CUDA")
+        if backend.lower() == 'nccl' and device_type != 'cuda':
+            die(f"backend='nccl' needs CUDA, but device={device!r}: use --backend=gloo")
     return device, device_type, dtype, compile, backend

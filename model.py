@@ -3,6 +3,10 @@ GPT-2 in one file: a config dataclass, four small modules and the model.
 
 Parameter names and shapes follow nanoGPT's model.py, so its checkpoints load with
 load_state_dict as they are, and OpenAI's GPT-2 weights load through HuggingFace.
+
+A few newer ideas (from nanochat and modded-nanogpt) are options of GPTConfig, each acting in a
+line or two where it applies; their defaults give GPT-2 exactly. Muon, the optimizer that pairs
+with them, is the last class here.
 """
 
 import inspect
@@ -24,6 +28,17 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # bias in Linears and LayerNorms, as GPT-2; False is a little faster
+    rope: bool = False  # rotary position embeddings in attention instead of the wpe table
+    qk_norm: bool = False  # RMS-normalise queries and keys: attention logits stay bounded
+    mlp: str = "gelu"  # 'gelu', or 'relu2' (ReLU squared: cheaper, and as good or better)
+    tie_weights: bool = True  # lm_head shares the token embedding's matrix
+    zero_init: bool = False  # output projections (and an untied lm_head) start at zero
+    logit_softcap: float = 0.0  # > 0: logits = softcap * tanh(logits / softcap)
+
+
+# what a nanoGPT checkpoint's model_args hold; the options after them are written only when set
+NANOGPT_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
+OPTIONS = ("rope", "qk_norm", "mlp", "tie_weights", "zero_init", "logit_softcap")
 
 
 class LayerNorm(nn.Module):
@@ -51,35 +66,61 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head = config.n_head
         self.dropout = config.dropout
+        self.qk_norm = config.qk_norm
         # No causal-mask buffer: scaled_dot_product_attention masks by itself (is_causal),
         # and a buffer would add a key that nanoGPT's flash-attention checkpoints lack.
 
-    def forward(self, x):
+    def forward(self, x, rotary=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if rotary is not None:
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
 
+def relu_squared(x):
+    return F.relu(x).square()
+
+
+def rotate(x, cos, sin):
+    """Rotary position embedding: channel pairs (i, i + head_size/2) of x turn by an angle that
+    grows with the position, so a query-key product depends on their distance alone."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def rotary_angles(block_size, head_size, base=10000.0):
+    """cos and sin of the rotation angles, each (block_size, head_size / 2)."""
+    inv_freq = base ** -(torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)
+    angles = torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
 class MLP(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if config.mlp not in ("gelu", "relu2"):
+            raise ValueError(f"mlp must be 'gelu' or 'relu2', got {config.mlp!r}")
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         # exact (erf) GELU as nanoGPT, so its checkpoints behave as they were trained;
-        # OpenAI's GPT-2 used the tanh approximation, which differs by ~1e-3 at most
-        self.gelu = nn.GELU()
+        # OpenAI's GPT-2 used the tanh approximation, which differs by ~1e-3 at most.
+        # ReLU squared (Primer, So et al. 2021) costs a fraction of erf on a CPU.
+        self.act = nn.GELU() if config.mlp == "gelu" else relu_squared
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -92,8 +133,8 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, rotary=None):
+        x = x + self.attn(self.ln_1(x), rotary)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -163,25 +204,44 @@ class GPT(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if config.rope and (config.n_embd // config.n_head) % 2:
+            raise ValueError(f"rope needs an even head size, got n_embd / n_head = "
+                             f"{config.n_embd} / {config.n_head}")
         self.config = config
+        # with rope the position table is left out; otherwise the layout is nanoGPT's, in order
+        wpe = {} if config.rope else dict(wpe=nn.Embedding(config.block_size, config.n_embd))
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            **wpe,
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             ln_f=LayerNorm(config.n_embd, bias=config.bias),
         ))
+        if config.rope:
+            # buffers, not parameters, and not saved (persistent=False): rebuilt from the config
+            self._set_rotary(config.block_size)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # One matrix embeds tokens and scores them (weight tying, as GPT-2): fewer
-        # parameters, and what nanoGPT's checkpoints hold.
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_weights:
+            # One matrix embeds tokens and scores them (weight tying, as GPT-2): fewer
+            # parameters, and what nanoGPT's checkpoints hold.
+            self.transformer.wte.weight = self.lm_head.weight
 
         self.apply(self._init_weights)
         # GPT-2: each block adds two projections to the residual stream; shrinking them keeps
-        # the stream's variance from growing with depth
+        # the stream's variance from growing with depth. zero_init goes further: each block
+        # starts as the identity and the first logits are uniform (modded-nanogpt, nanochat).
         for pn, p in self.named_parameters():
             if pn.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init:
+                    nn.init.zeros_(p)
+        if config.zero_init and not config.tie_weights:  # a tied head is the embedding: keep it
+            nn.init.zeros_(self.lm_head.weight)
+
+    def _set_rotary(self, block_size):
+        cos, sin = rotary_angles(block_size, self.config.n_embd // self.config.n_head)
+        self.register_buffer("rotary_cos", cos, persistent=False)
+        self.register_buffer("rotary_sin", sin, persistent=False)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
@@ -192,11 +252,14 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def get_num_params(self, non_embedding=True):
-        """Parameter count. The position embedding is left out by default; the token
-        embedding stays in, since through tying it is also the output layer's weight."""
+        """Parameter count. Embeddings are left out by default: the position table, and the
+        token table unless tying makes it the output layer's weight too."""
         n_params = sum(p.numel() for p in self.parameters())  # a tied tensor counts once
         if non_embedding:
-            n_params -= self.transformer.wpe.weight.numel()
+            if "wpe" in self.transformer:
+                n_params -= self.transformer.wpe.weight.numel()
+            if not self.config.tie_weights:
+                n_params -= self.transformer.wte.weight.numel()
         return n_params
 
     def forward(self, idx, targets=None):
@@ -204,21 +267,31 @@ class GPT(nn.Module):
         if t > self.config.block_size:
             raise ValueError(f"cannot forward a sequence of length {t}: "
                              f"block_size is only {self.config.block_size}")
-        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.wte(idx)
+        rotary = None
+        if self.config.rope:
+            rotary = self.rotary_cos[:t], self.rotary_sin[:t]
+        else:
+            x = x + self.transformer.wpe(torch.arange(0, t, dtype=torch.long, device=idx.device))
+        x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, rotary)
         x = self.transformer.ln_f(x)
 
         if targets is not None:
-            logits = self.lm_head(x)
+            logits = self.softcap(self.lm_head(x))
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
                                    ignore_index=-1)
         else:
             # generation only needs the next token: skip the vocab projection elsewhere
-            logits = self.lm_head(x[:, [-1], :])  # a list index keeps the time dimension
+            logits = self.softcap(self.lm_head(x[:, [-1], :]))  # a list index keeps the time dim
             loss = None
         return logits, loss
+
+    def softcap(self, logits):
+        # a smooth bound on the logits: no token can grow overconfident early on (Gemma 2)
+        cap = self.config.logit_softcap
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     def load_checkpoint_weights(self, state_dict):
         """Load a state dict saved by train.py or by nanoGPT, whose checkpoints may carry
@@ -232,7 +305,10 @@ class GPT(nn.Module):
             raise ValueError(f"crop_block_size can only shrink the context: asked for "
                              f"{block_size}, the model has {self.config.block_size}")
         self.config.block_size = block_size
-        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+        if self.config.rope:
+            self._set_rotary(block_size)
+        else:
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
         # attention keeps no per-position buffers (see CausalSelfAttention): nothing else to crop
 
     @classmethod
@@ -283,16 +359,28 @@ class GPT(nn.Module):
                 sd[k].copy_(w)
         return model
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type,
+                             optimizer="adamw", muon_lr=0.02, muon_momentum=0.95):
         """AdamW that decays matrices and embeddings (2-D and up) but not biases or LayerNorm
-        gains, which only shift or scale and gain nothing from being pulled to zero."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
+        gains, which only shift or scale and gain nothing from being pulled to zero.
+        optimizer='muon': Muon for the 2-D weights inside the blocks, AdamW as above for the
+        embeddings, the head and the 1-D parameters, in one Muon optimizer."""
+        if optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {optimizer!r}")
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        muon = [p for n, p in named if optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2]
+        muon_ids = {id(p) for p in muon}
+        decay = [p for n, p in named if p.dim() >= 2 and id(p) not in muon_ids]
+        no_decay = [p for n, p in named if p.dim() < 2]
         groups = [
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+        if optimizer == "muon":
+            # the loop sets each group's lr to the schedule's lr times lr_scale
+            groups.append({"params": muon, "muon": True, "weight_decay": 0.0,
+                           "lr_scale": muon_lr / learning_rate if learning_rate else 0.0})
+            return Muon(groups, lr=learning_rate, betas=betas, momentum=muon_momentum)
         # The fused kernel updates every tensor in one pass instead of a dozen small ops per
         # tensor: on CUDA fewer launches, on CPU (torch >= 2.4) ~3 ms less per baby-GPT step.
         fused_devices = ("cuda", "cpu") if torch.__version__ >= "2.4" else ("cuda",)
@@ -337,3 +425,62 @@ class GPT(nn.Module):
             idx_next = torch.multinomial(probs, num_samples=1)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx
+
+
+def orthogonalize(g, steps=5):
+    """Newton-Schulz iteration towards the nearest orthogonal matrix U V^T of g = U S V^T
+    (Keller Jordan's quintic coefficients: fast, and near enough). bfloat16 on a GPU as in
+    modded-nanogpt, but float32 elsewhere: a CPU computes bfloat16 matmuls far slower."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g.bfloat16() if g.is_cuda else g.float()
+    wide = x.size(-2) <= x.size(-1)
+    x = x if wide else x.mT  # iterate on the smaller Gram matrix
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # singular values <= 1
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x if wide else x.mT).to(g.dtype)
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon (Keller Jordan, 2024) for groups marked muon=True, AdamW for the other groups.
+
+    Muon moves a weight matrix along its Nesterov momentum made orthogonal, so that every
+    direction of the matrix learns at the same rate, however lopsided the raw gradient is.
+    It suits the hidden matrices; embeddings, the head and gains keep AdamW. One optimizer for
+    both leaves the training loop, the GradScaler and the checkpoints as they are for AdamW."""
+
+    def __init__(self, groups, lr, betas=(0.9, 0.95), momentum=0.95, ns_steps=5, eps=1e-8):
+        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0, muon=False,
+                                      momentum=momentum, ns_steps=ns_steps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd = group["lr"], group["weight_decay"]
+            for p in (p for p in group["params"] if p.grad is not None):
+                state, g = self.state[p], p.grad
+                if group["muon"]:
+                    if not state:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                    buf = state["momentum_buffer"].lerp_(g, 1 - group["momentum"])
+                    update = orthogonalize(g.lerp(buf, group["momentum"]), group["ns_steps"])
+                    # a tall matrix's orthogonal update has smaller entries: scale them back up
+                    p.mul_(1 - lr * wd).add_(update, alpha=-lr * max(1, p.size(0) / p.size(1)) ** 0.5)
+                    continue
+                beta1, beta2 = group["betas"]
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"].item()
+                state["exp_avg"].lerp_(g, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (state["exp_avg_sq"] / (1 - beta2 ** t)).sqrt_().add_(group["eps"])
+                p.mul_(1 - lr * wd).addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** t))
+        return loss

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 
 import torch
 
-from configurator import configure, die, resolve
+from configurator import check, configure, die, resolve
 from model import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
@@ -29,20 +29,26 @@ dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhe
 compile = False # use PyTorch 2.0 to compile the model to be faster
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-globals().update(configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__))
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+globals().update(config)
 # -----------------------------------------------------------------------------
 
+# everything the user gave is checked here, before any model exists (rules: configurator.RULES)
+check(config)
+if init_from == 'scratch':
+    die("init_from must be 'resume' or a GPT-2 model name, got 'scratch': sample.py needs a trained model")
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
-if temperature <= 0:
-    die(f'temperature must be > 0, got {temperature} (use --top_k=1 for greedy decoding)')
-if top_k < 1:
-    die(f'top_k must be at least 1, got {top_k}')
 if start.startswith('FILE:'):
     try:
         with open(start[5:], 'r', encoding='utf-8') as f:
             start = f.read()
     except OSError as e:
         die(f'cannot read the start text {start[5:]!r}: {e.strerror}')
+if not start:
+    die('the start text is empty')
+ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+if init_from == 'resume' and not os.path.exists(ckpt_path):
+    die(f'no checkpoint at {ckpt_path}: train one first, or point --out_dir at a run')
 
 torch.manual_seed(seed)
 torch.cuda.manual_seed(seed)
@@ -54,21 +60,16 @@ ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=de
 # model
 meta_path = None
 if init_from == 'resume':
-    ckpt_path = os.path.join(out_dir, 'ckpt.pt')
-    if not os.path.exists(ckpt_path):
-        die(f'no checkpoint at {ckpt_path}: train one first, or point --out_dir at a run')
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     model = GPT(GPTConfig(**checkpoint['model_args']))
     model.load_checkpoint_weights(checkpoint['model'])
     if 'config' in checkpoint and 'dataset' in checkpoint['config']: # older checkpoints may not have these...
         meta_path = os.path.join('data', checkpoint['config']['dataset'], 'meta.pkl')
-elif init_from.startswith('gpt2'):
+else:
     try:
         model = GPT.from_pretrained(init_from, dict(dropout=0.0))
     except (ImportError, ValueError) as e:
         die(e)
-else:
-    die(f"init_from must be 'resume' or a GPT-2 model name like 'gpt2-xl', got {init_from!r}")
 model.eval()
 model.to(device)
 if compile:
@@ -97,8 +98,6 @@ else:
 
 # encode the beginning of the prompt
 start_ids = encode(start)
-if not start_ids:
-    die('the start text is empty')
 x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
 
 # run generation

@@ -11,8 +11,8 @@ DDP on 2 nodes of 8 GPUs, from the first (master) node with IP 123.456.123.456:
 $ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123.456 --master_port=1234 train.py
 and the same with --node_rank=1 on the second node.
 
-SIGTERM or Ctrl-C stops at the end of the current iteration with a checkpoint to resume from
-(--init_from=resume); a second Ctrl-C stops at once.
+SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluation short, with a
+checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once.
 """
 
 import hashlib
@@ -33,9 +33,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import configure, die, resolve
+from configurator import GPT2_MODELS, check, configure, die, resolve
 from logger import LogDirError, TrainingLogger, format_duration
-from model import GPT, GPTConfig, peak_flops
+from model import GPT, OPTIONS, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
 # default config values designed to train a gpt2 (124M) on OpenWebText
@@ -45,6 +45,7 @@ eval_interval = 2000
 log_interval = 1
 eval_iters = 200
 eval_only = False # if True, script exits right after the first eval
+eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
 always_save_checkpoint = True # if True, always save a checkpoint after each eval
 init_from = 'scratch' # 'scratch' or 'resume' or 'gpt2*'
 # logging
@@ -64,8 +65,18 @@ n_head = 12
 n_embd = 768
 dropout = 0.0 # for pretraining 0 is good, for finetuning try 0.1+
 bias = False # do we use bias inside LayerNorm and Linear layers?
-# adamw optimizer
-learning_rate = 6e-4 # max learning rate
+# newer architecture options (nanochat, modded-nanogpt); the defaults are nanoGPT's GPT-2
+rope = False # rotary position embeddings instead of a learned position table
+qk_norm = False # RMS-normalise queries and keys before attention
+mlp = 'gelu' # 'gelu' or 'relu2' (ReLU squared)
+tie_weights = True # the output layer shares the token embedding's weights
+zero_init = False # output projections, and an untied lm_head, start at zero
+logit_softcap = 0.0 # > 0: logits = logit_softcap * tanh(logits / logit_softcap)
+# optimizer
+optimizer = 'adamw' # 'adamw', or 'muon': Muon for the blocks' 2-D weights, AdamW for the rest
+learning_rate = 6e-4 # max learning rate (AdamW)
+muon_lr = 0.02 # max learning rate of Muon's weights (optimizer='muon'); the schedule scales both
+muon_momentum = 0.95 # Muon's Nesterov momentum
 max_iters = 600000 # total number of training iterations
 weight_decay = 1e-1
 beta1 = 0.9
@@ -73,8 +84,10 @@ beta2 = 0.95
 grad_clip = 1.0 # clip gradients at this value, or disable if == 0.0
 # learning rate decay settings
 decay_lr = True # whether to decay the learning rate
+lr_schedule = 'cosine' # after warmup: 'cosine' down to min_lr at lr_decay_iters, or 'wsd': constant, then linear down to min_lr over the last warmdown_iters before lr_decay_iters
 warmup_iters = 2000 # how many steps to warm up for
 lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
+warmdown_iters = 0 # lr_schedule='wsd' only
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
 # DDP settings
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
@@ -89,7 +102,10 @@ config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__
 globals().update(config)
 # -----------------------------------------------------------------------------
 
-# everything the user gave is checked here, before any process group, log file or model exists
+# everything the user gave is checked here, before any process group, log file or model exists:
+# first each value against its rule (configurator.RULES), then against this machine, the data
+# and the checkpoint
+check(config)
 ddp = int(os.environ.get('RANK', -1)) != -1 # is this a ddp run?
 rank = int(os.environ.get('RANK', 0))
 local_rank = int(os.environ.get('LOCAL_RANK', 0))
@@ -109,15 +125,35 @@ for split in ('train', 'val'):
     tokens[split] = len(np.memmap(path, dtype=np.uint16, mode='r'))
     if tokens[split] <= block_size:
         die(f'{path} holds too few tokens for block_size={block_size}')
+meta_path = os.path.join(data_dir, 'meta.pkl')
+meta, meta_vocab_size = {}, None
+if os.path.exists(meta_path):
+    with open(meta_path, 'rb') as f:
+        meta = pickle.load(f)
+    meta_vocab_size = meta['vocab_size']
+existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
+while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+if not os.path.isdir(existing):
+    die(f'out_dir {out_dir!r} cannot be a directory: {existing} is a file')
+if not os.access(existing, os.W_OK | os.X_OK):
+    die(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 if init_from == 'resume' and not os.path.exists(ckpt_path):
     die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
 if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
     die(f'{ckpt_path} already holds a checkpoint: continue it with --init_from=resume, '
         f'or pick another --out_dir')
-if init_from not in ('scratch', 'resume') and not init_from.startswith('gpt2'):
-    die(f"init_from must be 'scratch', 'resume' or a GPT-2 model name like 'gpt2-medium', got {init_from!r}")
-if init_from.startswith('gpt2') and importlib.util.find_spec('transformers') is None:
+if init_from == 'resume':
+    # loaded here, not with the model, so that its shape can be checked against this command line
+    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt_args = checkpoint['model_args']
+    if block_size > ckpt_args['block_size']:
+        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {ckpt_path}, got {block_size}")
+    if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
+        die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
+            f"of the model in {ckpt_path}: resume on the dataset it was trained on")
+if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
     try:
@@ -130,6 +166,26 @@ try:
     logger.setup(config)
 except LogDirError as e:
     die(e)
+
+# A stop request: SIGTERM (how SLURM and Kubernetes stop jobs) or Ctrl-C, and the status it gives the
+# log's footer. Once the log exists, a request cuts an evaluation short and lets the current
+# iteration end on every rank; the run then saves a checkpoint and exits with 128 + the signal.
+# A second Ctrl-C stops at once.
+stop_statuses = {signal.SIGTERM: 'terminated (SIGTERM)', signal.SIGINT: 'interrupted'}
+stop_signal = 0
+stop_time = 0.0
+def request_stop(signum, frame):
+    global stop_signal, stop_time
+    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
+    # second is the same keypress, not a second one
+    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
+        raise KeyboardInterrupt
+    if not stop_signal:
+        stop_signal, stop_time = signum, time.time()
+        if master_process:
+            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
+for signum in stop_statuses:
+    signal.signal(signum, request_stop)
 
 if ddp:
     dist.init_process_group(backend=backend)
@@ -163,6 +219,8 @@ logger.log(f'command: {shlex.join(sys.orig_argv)}')
 logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
 if logger.path and (code := code_version()):
     logger.log(f'code: git {code}')
+logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
+           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens")
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
        f'backend: {backend if ddp else "none"}')
 report(f'tokens per iteration will be: {tokens_per_iter:,}')
@@ -184,8 +242,12 @@ def get_batch(split, *key):
     digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
     g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
-    x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    return windows(data, ix.numpy())
+
+def windows(data, starts):
+    """x: the block_size tokens from each start; y: the same, one token later."""
+    xy = torch.from_numpy(data[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
     if device_type == 'cuda':
         # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
         x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
@@ -197,20 +259,17 @@ def get_batch(split, *key):
 iter_num = 0
 best_val_loss = 1e9
 
-# attempt to derive vocab_size from the dataset
-meta_path = os.path.join(data_dir, 'meta.pkl')
-meta_vocab_size = None
-meta = {}
-if os.path.exists(meta_path):
-    with open(meta_path, 'rb') as f:
-        meta = pickle.load(f)
-    meta_vocab_size = meta['vocab_size']
+# vocab_size comes from the dataset's meta.pkl (read above) where it has one
+if meta_vocab_size is not None:
     report(f'found vocab_size = {meta_vocab_size} (inside {meta_path})')
-logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
-           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens")
 
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                   bias=bias, vocab_size=None, dropout=dropout) # start with model_args from command line
+# architecture options go into the checkpoint only where they differ from GPT-2's, so a default
+# checkpoint holds nanoGPT's model_args and nanoGPT's own scripts load it
+for k in OPTIONS:
+    if globals()[k] != getattr(GPTConfig, k):
+        model_args[k] = globals()[k]
 if init_from == 'scratch':
     report('Initializing a new model from scratch')
     if meta_vocab_size is None:
@@ -218,16 +277,19 @@ if init_from == 'scratch':
     model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
     model = GPT(GPTConfig(**model_args))
 elif init_from == 'resume':
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     # the model's shape comes from the checkpoint; the rest of the config from this command line
-    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
-        model_args[k] = checkpoint['model_args'][k]
+    model_args = {k: v for k, v in model_args.items() if k not in OPTIONS}
+    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', *OPTIONS]:
+        if k in checkpoint['model_args']:
+            model_args[k] = checkpoint['model_args'][k]
     model = GPT(GPTConfig(**model_args))
     model.load_checkpoint_weights(checkpoint['model'])
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
     report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
-    if checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
+    if iter_num >= max_iters:
+        report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
+    elif checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
         logger.log(f"continues {checkpoint['log']} at iter {iter_num}")
 else:
     report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
@@ -242,7 +304,8 @@ report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
 
 # a GradScaler does something only for float16, whose gradients can underflow
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                       optimizer, muon_lr, muon_momentum)
 if init_from == 'resume':
     optimizer.load_state_dict(checkpoint['optimizer'])
     if 'scaler' in checkpoint:
@@ -259,21 +322,32 @@ if ddp:
 # helps estimate an arbitrarily accurate loss over either split using many batches
 @torch.no_grad()
 def estimate_loss():
-    out = {}
+    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short."""
     eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
     eval_model.eval()
-    for split in ['train', 'val']:
-        losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
-            X, Y = get_batch(split, 'eval', k)
-            with ctx:
-                logits, loss = eval_model(X, Y)
-            losses[k] = loss.item()
-        out[split] = losses.mean().item()
+    out = {split: split_loss(eval_model, split) for split in ['train', 'val']}
     eval_model.train()
-    return out
+    return None if None in out.values() else out
 
-# learning rate decay scheduler (cosine with warmup)
+def split_loss(eval_model, split):
+    if split == 'val' and eval_stride:
+        # the same windows every time: no sampling noise between evaluations, or between runs
+        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
+        starts = np.arange(0, len(data) - block_size, eval_stride)
+        batches = (windows(data, chunk) for chunk in np.array_split(starts, math.ceil(len(starts) / batch_size)))
+    else:
+        batches = (get_batch(split, 'eval', k) for k in range(eval_iters))
+    total, count = 0.0, 0
+    for X, Y in batches:
+        if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
+            return None
+        with ctx:
+            logits, loss = eval_model(X, Y)
+        total += loss.item() * len(X) # every window has block_size targets: equal weights
+        count += len(X)
+    return total / count
+
+# learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):
     # 1) linear warmup for warmup_iters steps
     if it < warmup_iters:
@@ -281,7 +355,11 @@ def get_lr(it):
     # 2) if it > lr_decay_iters, return min learning rate
     if it > lr_decay_iters:
         return min_lr
-    # 3) in between, use cosine decay down to min learning rate
+    # 3a) wsd: hold the top rate, then decay linearly to min_lr over the last warmdown_iters
+    if lr_schedule == 'wsd':
+        decay_ratio = min(1.0, (lr_decay_iters - it) / warmdown_iters) if warmdown_iters else 1.0
+        return min_lr + decay_ratio * (learning_rate - min_lr)
+    # 3b) in between, use cosine decay down to min learning rate
     decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
     assert 0 <= decay_ratio <= 1
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) # coeff ranges 0..1
@@ -318,23 +396,6 @@ def save_checkpoint():
         os.close(dir_fd)
     report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
 
-# SIGTERM (how SLURM and Kubernetes stop jobs) and Ctrl-C ask the loop to stop at the end of the
-# current iteration; a second Ctrl-C stops at once.
-stop_signal = 0
-stop_time = 0.0
-def request_stop(signum, frame):
-    global stop_signal, stop_time
-    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
-    # second is the same keypress, not a second one
-    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
-        raise KeyboardInterrupt
-    if not stop_signal:
-        stop_signal, stop_time = signum, time.time()
-        if master_process:
-            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
-signal.signal(signal.SIGTERM, request_stop)
-signal.signal(signal.SIGINT, request_stop)
-
 if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
@@ -346,16 +407,22 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
     t_start = t0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
+    stopped = False # by a stop request, rather than at max_iters
     while True:
 
         # determine and set the learning rate for this iteration
         lr = get_lr(iter_num) if decay_lr else learning_rate
         for param_group in optimizer.param_groups:
-            param_group['lr'] = lr
+            param_group['lr'] = lr * param_group.get('lr_scale', 1.0) # Muon's group has its own
 
         # evaluate the loss on train/val sets, log and write checkpoints
-        if (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process:
-            losses = estimate_loss()
+        evaluate = (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process
+        losses = estimate_loss() if evaluate else None
+        if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
+            report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '
+                   f'no step logged')
+            stopped = True # at the end of this iteration, which the other ranks are already in
+        if losses is not None:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
             tflops = running_flops / 1e12 if running_flops > 0 else None
@@ -420,12 +487,16 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop_signal = stop_signal or int(flag.item())
         if stop_signal:
-            if master_process:
-                save_checkpoint()
-            how = 'terminated (SIGTERM)' if stop_signal == signal.SIGTERM else 'interrupted'
-            report(f'{how} at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}')
-            logger.close(status=how)
+            stopped = True
             break
+
+    if stopped:
+        if master_process and local_iter_num > 0: # an evaluation-only run has nothing new to save
+            save_checkpoint()
+        how = stop_statuses[stop_signal]
+        resume = f'; continue with --init_from=resume --out_dir={out_dir}' if os.path.exists(ckpt_path) else ''
+        report(f'{how} at iter {iter_num}{resume}')
+        logger.close(status=how)
 
 if ddp:
     dist.barrier() # no rank leaves while rank 0 still writes its checkpoint

@@ -76,6 +76,16 @@ def wait_for(workdir, predicate, proc, timeout=120):
     raise AssertionError('the run never got there')
 
 
+def assert_refused(r, *needles, prog='train.py'):
+    """The script refused its input as configurator.die does: exit 2, one line, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f'{prog}: error: ')
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
 def logs_in(directory):
     directory = os.path.join(directory, 'logs')
     return sorted(os.path.join(directory, f) for f in os.listdir(directory)) if os.path.isdir(directory) else []

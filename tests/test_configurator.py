@@ -1,20 +1,15 @@
-"""Bad input to train.py is refused in one line with exit status 2, and no log is written."""
+"""Bad input to train.py, of any key and any kind, is refused in one line with exit status 2, and nothing is written."""
+import ast
 import importlib.util
 import os
 
 import pytest
+import torch
 
-from conftest import TINY, logs_in, script
+from conftest import ROOT, TINY, assert_refused, logs_in, script
 from logger import read_log
 
-
-def assert_refused(r, *needles):
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr  # one line: no traceback, no AssertionError
-    assert lines[0].startswith('train.py: error: ')
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
 
 
 @pytest.mark.parametrize('args, needles', [
@@ -34,6 +29,155 @@ def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, ne
     r = script('train.py', *TINY, *args, cwd=workdir)
     assert_refused(r, *needles)
     assert not (workdir / 'logs').exists() and not (workdir / 'out').exists()
+
+
+# One of each kind of check, through train.py (TINY has n_embd=32, learning_rate=1e-2,
+# lr_decay_iters=100); test_check_holds_each_key_to_its_rule below goes through every rule.
+@pytest.mark.parametrize('args, needle', [
+    (['--batch_size=0'], 'batch_size must be at least 1, got 0'),
+    (['--n_head=3'], 'n_embd must be a multiple of n_head, got n_embd=32, n_head=3'),
+    (['--gradient_accumulation_steps=0'], 'gradient_accumulation_steps must be at least 1, got 0'),
+    (['--max_iters=-5'], 'max_iters must be at least 0'),
+    (['--eval_interval=0'], 'eval_interval must be at least 1, got 0'),
+    (['--dropout=1.0'], 'dropout must be in [0, 1), got 1.0'),
+    (['--learning_rate=-1'], 'learning_rate must be at least 0, got -1.0'),
+    (['--learning_rate=1e999'], 'learning_rate must be a finite number, got inf'),
+    (['--warmup_iters=100'], 'lr_decay_iters must be greater than warmup_iters when decay_lr=True, '
+                             'got lr_decay_iters=100, warmup_iters=100, decay_lr=True'),
+    (['--min_lr=0.1'], 'min_lr must not exceed learning_rate when decay_lr=True'),
+    (['--init_from=gpt3'], "init_from must be 'scratch', 'resume' or one of gpt2,"),
+    (['--out_dir='], "out_dir must not be empty, got ''"),
+    (['--out_dir=data/tiny/train.bin'], "out_dir 'data/tiny/train.bin' cannot be a directory"),
+    (['--device=gpu'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+    pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=no_cuda),
+    (['--optimizer=sgd'], "optimizer must be 'adamw' or 'muon', got 'sgd'"),
+    (['--logit_softcap=-1'], 'logit_softcap must be at least 0 (0 turns the cap off), got -1.0'),
+    (['--rope=True', '--n_head=32'], 'rope needs an even head size n_embd / n_head'),
+])
+def test_a_bad_value_of_any_key_is_refused_in_one_line_and_leaves_no_files(workdir, args, needle):
+    r = script('train.py', *TINY, *args, cwd=workdir)
+    assert_refused(r, needle)
+    assert os.listdir(workdir) == ['data']  # no log, no out_dir
+
+
+# A rule applies where all its keys are present, so each case holds just the keys it needs.
+# None: the value is valid (the edge of its range), and check() lets it through.
+@pytest.mark.parametrize('config, error', [
+    ({'block_size': 0}, 'block_size must be at least 1, got 0'),
+    ({'n_layer': -1}, 'n_layer must be at least 0'),
+    ({'n_layer': 0}, None),
+    ({'n_head': 0, 'n_embd': 32}, 'n_head must be at least 1, got 0'),
+    ({'n_embd': 0}, 'n_embd must be at least 1, got 0'),
+    ({'vocab_size': 0}, 'vocab_size must be at least 1, got 0'),
+    ({'max_iters': 0}, None),
+    ({'log_interval': 0}, 'log_interval must be at least 1, got 0'),
+    ({'eval_iters': 0}, 'eval_iters must be at least 1, got 0'),
+    ({'num_iters': 0}, 'num_iters must be at least 1, got 0'),
+    ({'burn_in': -1}, 'burn_in must be at least 0, got -1'),
+    ({'burn_in': 0}, None),
+    ({'num_samples': 0}, 'num_samples must be at least 1, got 0'),
+    ({'max_new_tokens': 0}, 'max_new_tokens must be at least 1, got 0'),
+    ({'top_k': 0}, 'top_k must be at least 1, got 0'),
+    ({'seed': 2**64}, 'seed must fit in a signed 64-bit integer, got 18446744073709551616'),
+    ({'seed': -1}, None),
+    ({'dropout': 0.0}, None),
+    ({'temperature': 0.0}, 'temperature must be > 0 (use --top_k=1 for greedy decoding), got 0.0'),
+    ({'weight_decay': -0.1}, 'weight_decay must be at least 0, got -0.1'),
+    ({'weight_decay': 0.0}, None),
+    ({'beta1': -0.1}, 'beta1 must be in [0, 1), got -0.1'),
+    ({'beta2': 1.0}, 'beta2 must be in [0, 1), got 1.0'),
+    ({'beta1': 0.0, 'beta2': 0.0}, None),
+    ({'grad_clip': -1.0}, 'grad_clip must be at least 0 (0 turns clipping off), got -1.0'),
+    ({'grad_clip': 0.0}, None),
+    ({'warmup_iters': -1}, 'warmup_iters must be at least 0, got -1'),
+    ({'lr_decay_iters': -1}, 'lr_decay_iters must be at least 0, got -1'),
+    ({'min_lr': -1e-4}, 'min_lr must be at least 0, got -0.0001'),
+    ({'lr_decay_iters': 0, 'warmup_iters': 0, 'decay_lr': True}, 'lr_decay_iters must be greater than warmup_iters'),
+    ({'lr_decay_iters': 1, 'warmup_iters': 0, 'decay_lr': True}, None),
+    ({'lr_decay_iters': 0, 'warmup_iters': 0, 'decay_lr': False}, None),
+    ({'min_lr': 0.0, 'learning_rate': 0.0, 'decay_lr': True}, None),
+    ({'block_size': 2048, 'init_from': 'gpt2-xl'}, 'block_size must be at most 1024 with GPT-2 weights'),
+    ({'block_size': 2048, 'init_from': 'scratch'}, None),
+    ({'init_from': 'gpt2-medium'}, None),
+    ({'out_dir': ' '}, "out_dir must not be empty, got ' '"),
+    ({'log_dir': '', 'file_logging': True}, 'log_dir must not be empty when file_logging=True'),
+    ({'log_dir': '', 'file_logging': False}, None),
+    ({'dataset': ''}, "dataset must name a folder under data/, got ''"),
+    ({'wandb_project': '', 'wandb_log': True}, 'wandb_project must not be empty when wandb_log=True'),
+    ({'grad_clip': float('nan')}, 'grad_clip must be a finite number, got nan'),
+    ({'optimizer': 'adam'}, "optimizer must be 'adamw' or 'muon', got 'adam'"),
+    ({'optimizer': 'muon'}, None),
+    ({'muon_lr': -0.01}, 'muon_lr must be at least 0, got -0.01'),
+    ({'muon_momentum': 1.0}, 'muon_momentum must be in [0, 1), got 1.0'),
+    ({'learning_rate': 0.0, 'optimizer': 'muon'}, "learning_rate must be > 0 with optimizer='muon'"),
+    ({'learning_rate': 0.0, 'optimizer': 'adamw'}, None),
+    ({'mlp': 'swiglu'}, "mlp must be 'gelu' or 'relu2', got 'swiglu'"),
+    ({'logit_softcap': 0.0}, None),
+    ({'rope': True, 'n_embd': 48, 'n_head': 16}, 'rope needs an even head size n_embd / n_head, got rope=True'),
+    ({'rope': False, 'n_embd': 48, 'n_head': 16}, None),
+    ({'lr_schedule': 'linear'}, "lr_schedule must be 'cosine' or 'wsd', got 'linear'"),
+    ({'warmdown_iters': -1}, 'warmdown_iters must be at least 0, got -1'),
+    ({'warmdown_iters': 91, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'wsd', 'decay_lr': True},
+     "warmdown_iters must fit between warmup_iters and lr_decay_iters with lr_schedule='wsd'"),
+    ({'warmdown_iters': 90, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'wsd', 'decay_lr': True}, None),
+    ({'warmdown_iters': 91, 'lr_decay_iters': 100, 'warmup_iters': 10, 'lr_schedule': 'cosine', 'decay_lr': True}, None),
+    ({'eval_stride': -4}, 'eval_stride must be at least 0 (0: eval_iters random batches), got -4'),
+    ({'init_from': 'gpt2', 'rope': True, 'qk_norm': False, 'mlp': 'gelu', 'tie_weights': True,
+      'zero_init': False, 'logit_softcap': 0.0}, "init_from loads GPT-2's architecture"),
+    ({'init_from': 'scratch', 'rope': True, 'qk_norm': False, 'mlp': 'gelu', 'tie_weights': True,
+      'zero_init': False, 'logit_softcap': 0.0}, None),
+])
+def test_check_holds_each_key_to_its_rule(config, error, capsys):
+    from configurator import check
+    if error is None:
+        check(config)
+        return
+    with pytest.raises(SystemExit) as e:
+        check(config)
+    assert e.value.code == 2
+    assert error in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, steps', [
+    # no clipping, no warmup, no dropout, no weight decay, decay to zero; a model of no layers (bigram)
+    (['--grad_clip=0.0', '--warmup_iters=0', '--dropout=0.0', '--weight_decay=0.0', '--min_lr=0.0',
+      '--n_layer=0', '--max_iters=2', '--eval_interval=2'], [0, 2]),
+    # without decay the schedule keys mean nothing (config/finetune_shakespeare.py has min_lr > learning_rate)
+    (['--decay_lr=False', '--min_lr=1.0', '--warmup_iters=500', '--learning_rate=0', '--max_iters=1'], [0, 1]),
+    (['--eval_only=True'], [0]),
+    (['--max_iters=0'], [0]),  # evaluates the new model once, as eval_only does
+])
+def test_edge_values_that_mean_something_keep_working(workdir, args, steps):
+    r = script('train.py', *TINY, *args, cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    run = read_log(logs_in(workdir)[0])
+    assert run.status == 'completed' and [s.iter for s in run.steps] == steps
+
+
+def script_keys(name):
+    """{key: default} of a script's config section, read from its source: the assignments above config_keys."""
+    with open(os.path.join(ROOT, name)) as f:
+        tree = ast.parse(f.read())
+    keys = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == 'config_keys':
+                return keys
+            keys[node.targets[0].id] = node.value.value if isinstance(node.value, ast.Constant) else None
+    raise AssertionError(f'{name} has no config_keys line')
+
+
+def test_every_key_of_every_script_has_a_rule():
+    from configurator import RULES
+    ruled = {key for keys, _, _ in RULES for key in keys.split()}
+    resolved = {'device', 'dtype', 'compile', 'backend'}  # configurator.resolve() checks these
+    free = {'wandb_run_name', 'start'}  # any text: a run's name, a prompt (sample.py checks FILE: and '')
+    every = {}
+    for name in ('train.py', 'sample.py', 'bench.py'):
+        every.update(script_keys(name))
+    unruled = [k for k, v in every.items() if not isinstance(v, bool) and k not in ruled | resolved | free]
+    assert unruled == [], f'add a row to configurator.RULES for {unruled}'
+    assert ruled <= every.keys(), f'RULES names keys no script has: {ruled - every.keys()}'
 
 
 def test_unknown_key_in_a_config_file_is_refused_with_suggestions(workdir):

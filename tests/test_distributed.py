@@ -2,13 +2,16 @@
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 
-from conftest import TINY, logs_in, script, start_train, torchrun, wait_for
+from conftest import ROOT, TINY, logs_in, script, start_train, torchrun, wait_for
 from logger import read_log
+from test_recipes import FAST
 
 
 def progress_losses(run):
@@ -17,8 +20,9 @@ def progress_losses(run):
                 for m in run.messages if m.text.startswith('iter '))
 
 
-def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(workdir):
-    r = torchrun(2, *TINY, '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=2',
+@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(workdir, recipe):
+    r = torchrun(2, *TINY, *recipe, '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=2',
                  cwd=workdir)
     assert r.returncode == 0, r.stderr[-3000:]
     logs = logs_in(workdir)
@@ -72,8 +76,10 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_one_stops_at_once(workdir):
     assert read_log(logs_in(workdir)[0]).status == 'interrupted'
     assert (workdir / 'out' / 'ckpt.pt').exists()
 
-    # a long evaluation: the first Ctrl-C waits for the iteration, the second one does not
-    proc = start_train(workdir, '--init_from=resume', '--max_iters=100000', '--eval_iters=100000')
+    # a long iteration (an evaluation would be cut short): the first Ctrl-C waits for its end, the
+    # second one does not, so no checkpoint is saved
+    saved = (workdir / 'out' / 'ckpt.pt').read_bytes()
+    proc = start_train(workdir, '--init_from=resume', '--max_iters=100000', '--gradient_accumulation_steps=100000')
     wait_for(workdir, lambda run: len(logs_in(workdir)) == 2 and run.started is not None, proc)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
@@ -83,6 +89,47 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_one_stops_at_once(workdir):
     proc.communicate(timeout=60)
     assert time.time() - t0 < 10 and proc.returncode != 0
     assert read_log(logs_in(workdir)[1]).status == 'interrupted'
+    assert (workdir / 'out' / 'ckpt.pt').read_bytes() == saved
+
+
+def evaluating(run):
+    """The run is set up; with a huge eval_iters its first evaluation then lasts for ever."""
+    return any(m.text.startswith('number of parameters') for m in run.messages)
+
+
+def assert_stopped_in_the_evaluation(run, ckpt_path):
+    assert run.status == 'terminated (SIGTERM)'
+    assert 'SIGTERM: the evaluation at iter 0 was cut short, no step logged' in [m.text for m in run.messages]
+    assert run.steps == []  # no loss from a partial evaluation
+    assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 1  # after the one iteration it let end
+
+
+def test_sigterm_during_a_long_evaluation_stops_within_seconds_with_a_checkpoint(workdir):
+    proc = start_train(workdir, '--max_iters=100000', '--eval_iters=10000000')
+    wait_for(workdir, evaluating, proc)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 10 and proc.returncode == 128 + signal.SIGTERM, err
+    assert_stopped_in_the_evaluation(read_log(logs_in(workdir)[0]), workdir / 'out' / 'ckpt.pt')
+    assert 'step 0:' not in out and 'terminated (SIGTERM) at iter 1' in out
+
+
+def test_sigterm_to_torchrun_during_rank_0s_evaluation_stops_every_rank_with_a_checkpoint(workdir):
+    # rank 1 is already in iteration 0, waiting for rank 0's gradients: rank 0 cuts its evaluation
+    # short, joins it, and both stop after it
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                             os.path.join(ROOT, 'train.py'), *TINY, '--gradient_accumulation_steps=2',
+                             '--max_iters=100000', '--eval_iters=10000000'],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(workdir, evaluating, proc)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to each rank
+    t0 = time.time()
+    proc.communicate(timeout=60)
+    assert time.time() - t0 < 20  # torchrun itself gives its ranks 30 s before SIGKILL
+    assert_stopped_in_the_evaluation(read_log(logs_in(workdir)[0]), workdir / 'out' / 'ckpt.pt')
 
 
 def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_a_readable_log(workdir):
@@ -99,8 +146,9 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_a_readable_log(workdir
     assert ckpt['model'].keys() and ckpt['optimizer']['state']
 
 
-def test_a_stopped_and_resumed_run_matches_an_uninterrupted_one(workdir):
-    common = ['--eval_interval=20', '--always_save_checkpoint=True']
+@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+def test_a_stopped_and_resumed_run_matches_an_uninterrupted_one(workdir, recipe):
+    common = ['--eval_interval=20', '--always_save_checkpoint=True', *recipe]
     whole = script('train.py', *TINY, *common, '--max_iters=40', '--out_dir=whole', cwd=workdir)
     assert whole.returncode == 0, whole.stderr
     first = script('train.py', *TINY, *common, '--max_iters=20', '--out_dir=split', cwd=workdir)

@@ -1,5 +1,6 @@
 """model.py: GPT-2 shapes and losses, learning, sampling, nanoGPT's checkpoint layout,
 the optimizer's groups, honest MFU, and (on a CUDA machine) bf16, fused AdamW and compile."""
+import copy
 import math
 import os
 import sys
@@ -381,3 +382,161 @@ def test_compiled_model_on_cuda_matches_eager_loss_and_backpropagates():
     loss.backward()
     assert abs(loss.item() - eager.item()) < 1e-3
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# ---- the newer options (nanochat, modded-nanogpt) --------------------------------------------
+
+def test_rope_replaces_the_position_table_and_query_key_scores_depend_only_on_distance():
+    from model import rotate
+    model = tiny_model(rope=True)
+    assert "transformer.wpe.weight" not in model.state_dict()
+    assert not [k for k in model.state_dict() if "rotary" in k]  # rebuilt from the config, not saved
+    cos, sin = model.rotary_cos, model.rotary_sin  # (block_size, head_size / 2)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(16, generator=g), torch.randn(16, generator=g)
+
+    def score(i, j):
+        return (rotate(q, cos[i], sin[i]) @ rotate(k, cos[j], sin[j])).item()
+
+    assert score(5, 2) == pytest.approx(score(12, 9), abs=1e-5)  # the same distance, 3
+    assert score(5, 2) != pytest.approx(score(12, 2), abs=1e-2)  # 3 apart against 10 apart
+    assert rotate(q, cos[7], sin[7]).norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
+    x, y = batch()
+    logits, loss = model(x, y)
+    assert logits.shape == (4, 16, VOCAB) and torch.isfinite(loss)
+
+
+def test_rope_crop_block_size_keeps_the_first_positions_angles():
+    model = tiny_model(rope=True)
+    cos = model.rotary_cos.clone()
+    model.crop_block_size(8)
+    assert torch.equal(model.rotary_cos, cos[:8]) and model.config.block_size == 8
+
+
+def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys():
+    x, _ = batch()
+    for qk_norm in (False, True):
+        model = tiny_model(qk_norm=qk_norm, bias=False)
+        before, _ = model(x)
+        with torch.no_grad():
+            for block in model.transformer.h:
+                block.attn.c_attn.weight[:64] *= 10  # the query and key rows (n_embd = 32)
+        after, _ = model(x)
+        assert torch.allclose(before, after, atol=1e-5) == qk_norm
+
+
+def test_mlp_relu2_squares_the_relu():
+    from model import MLP
+    torch.manual_seed(0)
+    mlp = MLP(tiny_config(mlp="relu2"))
+    x = torch.randn(3, 5, 32)
+    assert torch.allclose(mlp(x), mlp.c_proj(torch.relu(mlp.c_fc(x)) ** 2), atol=1e-6)
+    with pytest.raises(ValueError, match="mlp must be"):
+        MLP(tiny_config(mlp="swish"))
+
+
+def test_untied_head_is_a_matrix_of_its_own_and_counts_as_a_parameter():
+    model = tiny_model(tie_weights=False)
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    sd = model.state_dict()
+    assert not torch.equal(sd["lm_head.weight"], sd["transformer.wte.weight"])
+    tied = tiny_model()
+    assert model.get_num_params(non_embedding=False) == tied.get_num_params(non_embedding=False) + VOCAB * 32
+    # non-embedding: the head counts, the token table (no longer the head) does not
+    assert model.get_num_params() == tied.get_num_params()
+
+
+def test_zero_init_starts_from_uniform_logits_with_identity_blocks():
+    model = tiny_model(zero_init=True, tie_weights=False)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight") or name == "lm_head.weight":
+            assert torch.all(p == 0), name
+    x, y = batch()
+    logits, loss = model(x, y)
+    assert torch.all(logits == 0) and loss.item() == pytest.approx(math.log(VOCAB), abs=1e-6)
+    # a tied head is the embedding as well: zeroing it would make every token the same
+    tied = tiny_model(zero_init=True)
+    assert tied.transformer.wte.weight.abs().sum() > 0
+
+
+def test_logit_softcap_bounds_the_logits_smoothly():
+    x, y = batch()
+    for cap in (0.0, 5.0):
+        model = tiny_model(logit_softcap=cap)
+        with torch.no_grad():
+            model.lm_head.weight.mul_(1000)
+        logits, loss = model(x, y)
+        assert (logits.abs().max().item() <= 5.0) == (cap == 5.0)
+        assert torch.isfinite(loss)
+
+
+def test_every_option_is_a_default_that_keeps_gpt2():
+    from model import NANOGPT_ARGS, OPTIONS
+    config = GPTConfig()
+    assert (config.rope, config.qk_norm, config.mlp, config.tie_weights, config.zero_init,
+            config.logit_softcap) == (False, False, "gelu", True, False, 0.0)
+    assert set(NANOGPT_ARGS) | set(OPTIONS) == set(vars(config))
+
+
+# ---- Muon -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(96, 32), (32, 128), (32, 32)])
+def test_orthogonalize_brings_every_singular_value_near_one(shape):
+    from model import orthogonalize
+    g = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    g[:, 0] *= 20  # a lopsided gradient: one direction dominates
+    before = torch.linalg.svdvals(g)
+    assert before.max() / before.min() > 15
+    s = torch.linalg.svdvals(orthogonalize(g))
+    assert orthogonalize(g).shape == g.shape and orthogonalize(g).dtype == torch.float32
+    assert s.min() > 0.6 and s.max() < 1.3, s  # quintic Newton-Schulz lands in about [0.7, 1.2]
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest_each_parameter_once():
+    model = tiny_model(tie_weights=False)
+    opt = model.configure_optimizers(0.1, 4e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.03)
+    decay, no_decay, muon = opt.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert muon["muon"] and not decay["muon"] and not no_decay["muon"]
+    assert sorted(names[id(p)].split(".", 3)[-1] for p in muon["params"]) == sorted(
+        ["attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"] * 2)
+    assert {names[id(p)] for p in decay["params"]} == {"transformer.wte.weight", "transformer.wpe.weight",
+                                                       "lm_head.weight"}
+    assert muon["lr_scale"] == pytest.approx(0.03 / 4e-3) and muon["weight_decay"] == 0.0
+    held = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert len(held) == len(set(held)) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="optimizer must be"):
+        model.configure_optimizers(0.1, 4e-3, (0.9, 0.95), "cpu", "sgd")
+
+
+def train_steps(model, opt, steps, x, y):
+    losses = []
+    for _ in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = opt.defaults["lr"] * g.get("lr_scale", 1.0)
+        _, loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+def test_a_few_muon_steps_lower_the_loss_and_its_state_resumes_exactly():
+    x, y = batch()
+    model = tiny_model(mlp="relu2", rope=True)
+    opt = model.configure_optimizers(0.0, 4e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.03)
+    losses = train_steps(model, opt, 10, x, y)
+    assert losses[-1] < losses[0] - 0.5, losses
+    # the saved state of both halves (momentum, Adam moments, step) continues exactly
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    assert any("momentum_buffer" in s for s in saved_opt["state"].values())
+    assert any("exp_avg_sq" in s for s in saved_opt["state"].values())
+    onward = train_steps(model, opt, 3, x, y)
+    again = tiny_model(mlp="relu2", rope=True, seed=5)
+    again.load_state_dict(saved_model)
+    again_opt = again.configure_optimizers(0.0, 4e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.03)
+    again_opt.load_state_dict(saved_opt)
+    assert train_steps(again, again_opt, 3, x, y) == onward
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k

@@ -11,8 +11,10 @@ import textwrap
 import pytest
 import torch
 
-from conftest import ROOT, TINY, TEXT, logs_in, make_workdir, script
+from conftest import ROOT, TINY, TEXT, assert_refused, logs_in, make_workdir, script
 from logger import read_log
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
 
 
 def train_tiny(workdir):
@@ -102,6 +104,13 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
     r = script('train.py', *TINY, '--max_iters=8', cwd=workdir)
     assert r.returncode == 2 and '--init_from=resume' in r.stderr and len(r.stderr.splitlines()) == 1
     assert (workdir / 'out' / 'ckpt.pt').read_bytes() == before
+    assert len(logs_in(workdir)) == 1
+
+
+def test_resume_refuses_a_block_size_beyond_the_checkpoints_before_a_log(trained):
+    workdir, _ = trained
+    r = script('train.py', *TINY, '--init_from=resume', '--block_size=64', '--max_iters=9', cwd=workdir)
+    assert_refused(r, f"block_size must be at most 32, the block size of {os.path.join('out', 'ckpt.pt')}, got 64")
     assert len(logs_in(workdir)) == 1
 
 
@@ -218,11 +227,21 @@ def test_sample_prints_text_in_the_training_vocabulary(trained):
     (['--start=FILE:missing.txt'], "cannot read the start text 'missing.txt'"),
     (['--start=Zebra'], 'characters this model never saw'),
     (['--temperature=0'], 'temperature must be > 0'),
+    (['--max_new_tokens=0'], 'max_new_tokens must be at least 1, got 0'),
+    (['--init_from=scratch'], "init_from must be 'resume' or a GPT-2 model name"),
+    pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=no_cuda),
 ])
 def test_sample_refuses_bad_input_in_one_line(trained, args, needle):
     workdir, _ = trained
-    r = script('sample.py', '--device=cpu', *args, cwd=workdir)
-    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert_refused(script('sample.py', '--device=cpu', *args, cwd=workdir), needle, prog='sample.py')
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['--n_head=5'], 'n_embd must be a multiple of n_head, got n_embd=768, n_head=5'),
+    (['--device=cuda:x'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'cuda:x'"),
+])
+def test_bench_refuses_bad_values_in_one_line(workdir, args, needle):
+    assert_refused(script('bench.py', *args, cwd=workdir), needle, prog='bench.py')
 
 
 def test_bench_reports_throughput_and_a_parsable_summary_on_cpu(workdir):
