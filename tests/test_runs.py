@@ -257,11 +257,16 @@ def test_plot_never_replaces_a_default_image_the_user_did_not_name(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['curves.png', 'logs']
 
 
-def test_plot_without_matplotlib_says_how_to_get_it_and_the_summary_still_works(tmp_path):
+def without_matplotlib(tmp_path):
+    """An environment in which `import matplotlib` fails, as where it is not installed."""
     blocker = tmp_path / 'no_matplotlib' / 'matplotlib'
     blocker.mkdir(parents=True)
     (blocker / '__init__.py').write_text("raise ImportError('No module named matplotlib')\n")
-    env = {'PYTHONPATH': str(blocker.parent)}
+    return {'PYTHONPATH': str(blocker.parent)}
+
+
+def test_plot_without_matplotlib_says_how_to_get_it_and_the_summary_still_works(tmp_path):
+    env = without_matplotlib(tmp_path)
     lg = log_run(tmp_path / 'logs', {}, [3.0, 2.0])
     plot = runs_py('plot', lg.path, '-o', tmp_path / 'curves.png', env=env)
     assert plot.returncode == 2 and plot.stdout == ''
@@ -703,10 +708,7 @@ def test_follow_warns_once_about_damaged_lines_and_goes_on(tmp_path):
 
 
 def test_report_export_and_follow_need_only_the_standard_library(tmp_path):
-    blocker = tmp_path / 'no_matplotlib' / 'matplotlib'
-    blocker.mkdir(parents=True)
-    (blocker / '__init__.py').write_text("raise ImportError('No module named matplotlib')\n")
-    env = {'PYTHONPATH': str(blocker.parent)}
+    env = without_matplotlib(tmp_path)
     lg = log_run(tmp_path / 'logs', {}, [3.0, 2.0])
     for command in (['report', '-o', tmp_path / 'r.html'], ['export'], ['export', '--format', 'json'],
                     ['follow', '--once']):
