@@ -597,14 +597,26 @@ class Lines:
         return lines
 
 
-def follow_proc(*args, cwd=ROOT):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'follow', *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.fixture
+def follow_proc():
+    """Start `runs.py follow ARGS`; one still running when the test ends (it failed) is killed."""
+    procs = []
+
+    def start(*args, cwd=ROOT):
+        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'follow', *map(str, args)],
+                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return procs[-1]
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize('status, code', [('completed', 0), ('failed: RuntimeError: boom', 1),
                                           ('interrupted', 1), ('terminated (SIGTERM)', 1)])
-def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_run_ended(tmp_path, status, code):
+def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_run_ended(tmp_path, follow_proc, status,
+                                                                                         code):
     lg = TrainingLogger(log_dir=str(tmp_path / 'logs'), enabled=True).setup({'max_iters': 300})
     follow = follow_proc(tmp_path / 'logs')
     lines = Lines(follow)
@@ -624,7 +636,7 @@ def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_ru
     assert not any('\x1b' in line or '\r' in line for line in rest)
 
 
-def test_follow_shows_a_real_train_run_and_exits_0_when_it_completes(workdir):
+def test_follow_shows_a_real_train_run_and_exits_0_when_it_completes(workdir, follow_proc):
     train = start_train(workdir, '--max_iters=12', '--eval_interval=4')
     log = wait_for(workdir, lambda run: run.progress(), train).path
     follow = follow_proc(cwd=workdir)  # the newest log in logs/
