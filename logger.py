@@ -75,14 +75,16 @@ class TrainingLogger:
         self._write(line, sync=False)
 
     def log_step(self, iter_num, train_loss, val_loss, **metrics):
-        """Write an evaluation's step line, extra metrics appended as `, name value`; fsynced."""
+        """Write an evaluation's step line, extra metrics appended as `, name value`; fsynced.
+        A metric whose value is None (unknown, like mfu on a CPU) is left out."""
         if self._fd is None:
             return
         try:
             line = (f'[{self._timestamp()}] step {iter_num}: train loss {_loss(train_loss)}, '
                     f'val loss {_loss(val_loss)}')
             for name, value in metrics.items():
-                line += f', {name} {format_metric(value)}'
+                if value is not None:
+                    line += f', {name} {format_metric(value)}'
         except Exception as e:
             return self._warn(e)
         self._write(line + '\n', sync=True)
@@ -268,6 +270,7 @@ class Step:
     val_loss: float
     metrics: dict = field(default_factory=dict)
     time: datetime.datetime = None
+    text: str = ''                # the line as logged, after its timestamp
 
 
 @dataclass
@@ -276,22 +279,73 @@ class Message:
     text: str
 
 
+# A log with no footer is "running" until it has been quiet (no new line, no write to the file) for
+# longer than the largest of these; then the run was killed: SIGKILL, the OOM killer, a lost node.
+QUIET_FLOOR = 300.0   # seconds: compiling a model or a first evaluation can take minutes
+QUIET_USUAL = 10      # times the run's usual gap between two lines
+QUIET_LONGEST = 2     # times the longest gap it has had so far (a slow evaluation, a checkpoint)
+
+
 @dataclass
 class Run:
     path: str
     started: datetime.datetime = None
     ended: datetime.datetime = None
-    status: str = None            # None: no footer (still running, or killed)
+    status: str = None            # the Status line; 'ended' for a footer without one; None: no footer
     config: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
     messages: list = field(default_factory=list)
     skipped: int = 0              # damaged lines that could not be read
+    mtime: float = None           # the file's modification time (seconds since the epoch) when read
+    gaps: int = 0                 # how often the timestamp moved on from one line to the next
+    longest_gap: float = 0.0      # the longest of those moves, in seconds
 
     @property
     def last_time(self):
         """The latest time the log knows of: its end, or its last line for a run with no footer."""
         times = [self.ended] + [x.time for x in self.steps[-1:] + self.messages[-1:]]
         return max((t for t in times if t), default=self.started)
+
+    def state(self, now=None):
+        """The first word of the status (completed, failed, interrupted, terminated, ended); with no
+        footer, 'running', or 'killed' once the log has been quiet for longer than quiet_limit()."""
+        if self.status is not None:
+            return (self.status.split() or ['?'])[0].rstrip(':')  # 'failed: ValueError: x' -> 'failed'
+        return 'killed' if self.quiet_seconds(now) > self.quiet_limit() else 'running'
+
+    def quiet_seconds(self, now=None):
+        """Seconds since the log last grew: since its last line's timestamp or the file's mtime,
+        whichever is later (a copied file has a new mtime; a touched one an old last line)."""
+        last = self.last_time.timestamp() if self.last_time else 0.0
+        return (time.time() if now is None else now) - max(last, self.mtime or 0.0)
+
+    def quiet_limit(self):
+        """Seconds of quiet after which a log with no footer counts as killed."""
+        usual = (self.last_time - self.started).total_seconds() / self.gaps if self.gaps else 0.0
+        return max(QUIET_FLOOR, QUIET_USUAL * usual, QUIET_LONGEST * self.longest_gap)
+
+    def progress(self):
+        """(time, iter, loss) of train.py's progress messages, `iter N: loss X, ...`."""
+        return [p for p in map(progress_point, self.messages) if p]
+
+
+def progress_point(message):
+    """(time, iter, loss) of train.py's progress message, logged every log_interval:
+    "iter 100: loss 2.3456, time 64.12ms, mfu 12.34%, 100/2000, eta 0:02:03"; None for another."""
+    if message.text[:5] != 'iter ':
+        return None
+    # most messages of a long log are these: string methods, at a third of a regex's cost
+    it, sep, rest = message.text[5:].partition(': loss ')
+    try:
+        return (message.time, int(it), float(rest.partition(',')[0])) if sep else None
+    except ValueError:
+        return None  # a damaged number costs that point only
+
+
+def format_duration(seconds):
+    """H:MM:SS, as the progress lines' eta and runs.py's durations are written."""
+    seconds = max(int(seconds), 0)
+    return f'{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}'
 
 
 _ENTRY = re.compile(r'\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (.*)')
@@ -303,70 +357,99 @@ def read_log(path):
     """Read a log back into a Run. Never raises on content: damaged lines are counted, skipped."""
     with open(path, encoding='utf-8', errors='replace', newline='\n') as f:
         text = f.read()
-    lines = text.split('\n')
-    lines.pop()  # text after the last newline is a line still being written: not there yet
-    run, section, times = Run(path=str(path)), 'start', {}
-    for line in lines:
-        try:
-            if section == 'body' and line[:1] == '[':  # most of a log: straight to it
-                run.skipped += not _read_entry(run, line, times)
-            else:
-                section = _read_line(run, section, line, times)
-        except (ValueError, SyntaxError, OverflowError):
-            run.skipped += 1
+        mtime = os.fstat(f.fileno()).st_mtime
+    reader = LogReader(path)
+    reader.feed(text)
+    run = reader.run
+    run.mtime = mtime
+    if run.ended and run.status is None:  # a footer cut off after its time still says it ended
+        run.status = 'ended'
     return run
 
 
-def _read_line(run, section, line, times):
-    if line == BAR:
-        return section
-    if line.startswith('Training run started at '):
-        run.started = _time(line[24:])
-        return 'header'
-    if line.startswith('Training run ended at '):
-        run.ended = _time(line[22:])
-        return 'footer'
-    if section == 'footer' and line.startswith('Status: '):
-        run.status = line[8:]
-        return section
-    if section == 'header' and line == 'Configuration:':
-        return 'rule'
-    if line == RULE and section in ('rule', 'config'):
-        return 'config' if section == 'rule' else 'body'
-    if section == 'config':
-        key, sep, value = line.partition(': ')
-        if not sep:
-            raise ValueError(line)
-        run.config[key] = parse_value(value)
-        return section
-    if not _read_entry(run, line, times):
-        return _skip(run, line)
-    return 'body'
+class LogReader:
+    """read_log's reader, fed a log's text piece by piece as it is written (runs.py follow)."""
 
+    def __init__(self, path):
+        self.run = Run(path=str(path))
+        self._section = 'start'
+        self._times = {}          # many lines share a second: parse each timestamp once
+        self._previous = None     # the latest time read so far
+        self._partial = ''
 
-def _read_entry(run, line, times):
-    """A `[timestamp] ...` line: a step or a message. False if it is neither."""
-    m = _ENTRY.fullmatch(line)
-    if not m:
-        return False
-    stamp, rest = m.groups()
-    when = times.get(stamp)
-    if when is None:  # many lines share a second: parse each timestamp once
-        when = times[stamp] = datetime.datetime.fromisoformat(stamp)
-    s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
-    if s:
-        names_values = _METRIC.split(s.group(4))[1:]
-        metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
-        run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics, when))
-    else:
-        run.messages.append(Message(when, rest))
-    return True
+    def feed(self, text):
+        """Read the complete lines in text, after what the last call left unfinished."""
+        lines = (self._partial + text).split('\n')
+        self._partial = lines.pop()  # text after the last newline is a line still being written
+        run, section, read_entry = self.run, self._section, self._read_entry
+        for line in lines:
+            try:
+                if section == 'body' and line[:1] == '[':  # most of a log: straight to it
+                    run.skipped += not read_entry(line)
+                else:
+                    section = self._read_line(section, line)
+            except (ValueError, SyntaxError, OverflowError):
+                run.skipped += 1
+        self._section = section
 
+    def _read_line(self, section, line):
+        run = self.run
+        if line == BAR:
+            if section == 'footer' and run.status is None:
+                run.status = 'ended'  # the seed's footer has no Status: the run ended, how is unknown
+            return section
+        if line.startswith('Training run started at '):
+            run.started = self._previous = _time(line[24:])
+            return 'header'
+        if line.startswith('Training run ended at '):
+            run.ended = _time(line[22:])
+            return 'footer'
+        if section == 'footer' and line.startswith('Status: '):
+            run.status = line[8:]
+            return section
+        if section == 'header' and line == 'Configuration:':
+            return 'rule'
+        if line == RULE and section in ('rule', 'config'):
+            return 'config' if section == 'rule' else 'body'
+        if section == 'config':
+            key, sep, value = line.partition(': ')
+            if not sep:
+                raise ValueError(line)
+            run.config[key] = parse_value(value)
+            return section
+        if not self._read_entry(line):
+            if line:
+                run.skipped += 1
+            return 'body' if run.started else 'start'
+        return 'body'
 
-def _skip(run, line):
-    if line:
-        run.skipped += 1
-    return 'body' if run.started else 'start'
+    def _read_entry(self, line):
+        """A `[timestamp] ...` line: a step or a message. False if it is neither."""
+        m = _ENTRY.fullmatch(line)
+        if not m:
+            return False
+        stamp, rest = m.groups()
+        when = self._times.get(stamp)
+        if when is None:
+            when = self._times[stamp] = datetime.datetime.fromisoformat(stamp)
+            self._moved_to(when)
+        s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
+        if s:
+            names_values = _METRIC.split(s.group(4))[1:]
+            metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
+            self.run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics,
+                                       when, rest))
+        else:
+            self.run.messages.append(Message(when, rest))
+        return True
+
+    def _moved_to(self, when):
+        # the gaps between lines, for Run.quiet_limit(); a clock set back is no gap
+        if self._previous is not None and when > self._previous:
+            gap = (when - self._previous).total_seconds()
+            self.run.gaps += 1
+            self.run.longest_gap = max(self.run.longest_gap, gap)
+        self._previous = max(when, self._previous or when)
 
 
 def _float(text):

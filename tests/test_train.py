@@ -3,6 +3,8 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 import textwrap
 
@@ -48,12 +50,22 @@ def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
     assert shlex.split(command[9:])[1:] == [os.path.join(ROOT, 'train.py'), *TINY, '--max_iters=8',
                                            '--eval_interval=4']
     assert any(re.fullmatch(r'python \d+\.\d+\.\d+, torch \S+, numpy \S+', t) for t in texts)
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True) \
+        if shutil.which('git') else None
+    if head and head.returncode == 0:  # the project is a git checkout: the log names its commit
+        assert any(re.fullmatch(rf'code: git {head.stdout.strip()}( dirty)?', t) for t in texts)
     assert any('device: cpu' in t and 'world_size: 1' in t for t in texts)
     progress = [t for t in texts if t.startswith('iter ')]
     assert len(progress) == 8
-    assert all(re.fullmatch(r'iter \d+: loss \d+\.\d{4}, time \d+\.\d\dms, \d+\.\d+ TFLOP/s', t) for t in progress)
+    # nanoGPT's prefix, which people grep, then the iteration of max_iters and the time still to go
+    assert all(re.fullmatch(rf'iter {i}: loss \d+\.\d{{4}}, time \d+\.\d\dms, \d+\.\d+ TFLOP/s, {i}/8, '
+                            r'eta \d+:\d\d:\d\d', t) for i, t in enumerate(progress))
+    assert progress[-1].endswith(', eta 0:00:00')
     assert [s.iter for s in run.steps] == [0, 4, 8]  # evaluation at 0, every eval_interval and at the end
-    assert all({'lr', 'mfu'} <= s.metrics.keys() and s.metrics['mfu'] is None for s in run.steps)
+    assert all('lr' in s.metrics and 'mfu' not in s.metrics for s in run.steps)  # no peak known on a CPU
+    tokens = [os.path.getsize(workdir / 'data' / 'tiny' / f'{split}.bin') // 2 for split in ('train', 'val')]
+    assert f'data: {os.path.join("data", "tiny")}, source not recorded, train {tokens[0]:,} tokens, ' \
+           f'val {tokens[1]:,} tokens' in texts
     assert run.steps[-1].val_loss < run.steps[0].val_loss
     assert run.status == 'completed'
     # console output goes on as nanoGPT users know it
@@ -68,6 +80,7 @@ def test_checkpoint_has_clean_keys_the_best_val_loss_and_is_logged(trained):
     run = read_log(logs_in(workdir)[0])
     assert ckpt['best_val_loss'] == pytest.approx(min(s.val_loss for s in run.steps), abs=1e-4)
     assert ckpt['iter_num'] == 8 and ckpt['config']['max_iters'] == 8
+    assert ckpt['log'] == os.path.basename(logs_in(workdir)[0])  # what a resumed run's log continues
     saves = [m.text for m in run.messages if m.text.startswith('saving checkpoint')]
     assert saves == [f'saving checkpoint to {os.path.join("out", "ckpt.pt")} at iter {i}' for i in (4, 8)]
     assert os.listdir(workdir / 'out') == ['ckpt.pt']  # no temporary file left behind
@@ -120,6 +133,52 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(trained_
     assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 8
     failed = read_log(logs_in(workdir)[-1])
     assert failed.status.startswith('failed: ') and failed.steps[-1].iter == 12
+
+
+def git(*args, cwd):
+    return subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t', *args], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which('git') is None, reason='needs git')
+def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(workdir):
+    code = workdir / 'code'  # a copy of the project's scripts: a checkout of its own, then none
+    code.mkdir()
+    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py'):
+        shutil.copy(os.path.join(ROOT, name), code)
+    git('init', '-q', cwd=code)
+    git('add', '.', cwd=code)
+    git('commit', '-q', '-m', 'x', cwd=code)
+    commit = git('rev-parse', 'HEAD', cwd=code)
+    (code / 'notes.txt').write_text('untracked files do not make a checkout dirty')
+
+    def code_lines(log_dir):
+        r = subprocess.run([sys.executable, code / 'train.py', *TINY, '--max_iters=0', f'--log_dir={log_dir}'],
+                           cwd=workdir, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        [log] = os.listdir(workdir / log_dir)
+        return [m.text for m in read_log(workdir / log_dir / log).messages if m.text.startswith('code: ')]
+
+    assert code_lines('clean') == [f'code: git {commit}']
+    with open(code / 'model.py', 'a') as f:
+        f.write('# a local change\n')
+    assert code_lines('dirty') == [f'code: git {commit} dirty']
+    shutil.rmtree(code / '.git')
+    assert code_lines('none') == []
+
+
+def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_found(workdir):
+    # python train.py config/shakespeare.py --log_dir=shakespeare_logs, cut short
+    shutil.copytree(workdir / 'data' / 'tiny', workdir / 'data' / 'shakespeare_char')
+    r = script('train.py', os.path.join(ROOT, 'config', 'shakespeare.py'), '--log_dir=shakespeare_logs',
+               '--max_iters=4', '--eval_interval=2', '--eval_iters=2', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    [log] = os.listdir(workdir / 'shakespeare_logs')
+    run = read_log(workdir / 'shakespeare_logs' / log)
+    assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 2, 4]
+    assert (run.config['dataset'], run.config['device'], run.config['compile']) == ('shakespeare_char', 'auto', 'auto')
+    assert run.config['n_layer'] == (6 if torch.cuda.is_available() else 4)  # sized for the device
+    assert os.listdir(workdir / run.config['out_dir']) == ['ckpt.pt']
 
 
 def test_file_logging_false_and_log_dir_move_the_log(workdir):
