@@ -1,28 +1,39 @@
-# the character-level shakespeare model sized for a laptop CPU: a few minutes on 2 cores
-# (nanoGPT's "baby GPT"), reaching a val loss of about 1.9 on tiny shakespeare
+# the character-level shakespeare model sized for a laptop CPU (nanoGPT's "baby GPT" shape: 4
+# layers, 128 wide, 64 characters of context), trained with the fast recipe: Muon for the
+# blocks' matrices, rotary embeddings, QK-norm, a logit softcap and a warmup / constant /
+# linear-decay schedule. On tiny shakespeare it reaches nanoGPT's
+# 2000-iteration val loss (about 1.90) in a fraction of the time: README, "The fast recipe".
 
 out_dir = 'out-shakespeare-char-cpu'
-eval_interval = 250
-eval_iters = 20
-log_interval = 50
-always_save_checkpoint = False # we expect to overfit: only save when val improves
+eval_interval = 200 # evaluate at the start and at the end only: evaluations cost time here
+eval_iters = 20 # batches for the train-loss estimate
+eval_stride = 64 # the val loss is over all of val.bin, each character once: no sampling noise
+log_interval = 20
 
 dataset = 'shakespeare_char'
 gradient_accumulation_steps = 1
-batch_size = 12
+batch_size = 24
 block_size = 64 # context of up to 64 previous characters
 
 n_layer = 4
 n_head = 4
 n_embd = 128
 dropout = 0.0
+rope = True
+qk_norm = True
+logit_softcap = 15.0 # tie_weights and zero_init stay off: at this size they cost more than they give
 
-learning_rate = 1e-3 # with baby networks can afford to go a bit higher
-max_iters = 2000
-lr_decay_iters = 2000 # make equal to max_iters usually
-min_lr = 1e-4 # learning_rate / 10 usually
+optimizer = 'muon'
+muon_lr = 0.03
+learning_rate = 4e-3 # AdamW, for the embeddings (the head too: tied) and the gains
+weight_decay = 0.0
 beta2 = 0.99 # make a bit bigger because number of tokens per iter is small
-warmup_iters = 100
+max_iters = 200
+lr_schedule = 'wsd'
+warmup_iters = 20
+lr_decay_iters = 200
+warmdown_iters = 100 # the second half
+min_lr = 0.0
 
 device = 'cpu'
 compile = False
