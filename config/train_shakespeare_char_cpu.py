@@ -21,7 +21,7 @@ n_embd = 128
 dropout = 0.0
 rope = True
 qk_norm = True
-logit_softcap = 15.0 # tie_weights and zero_init stay off: at this size they cost more than they give
+logit_softcap = 15.0 # the head stays tied and zero_init off: untying and zero init cost more than they give here
 
 optimizer = 'muon'
 muon_lr = 0.03
