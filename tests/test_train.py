@@ -83,7 +83,9 @@ def test_checkpoint_has_clean_keys_the_best_val_loss_and_is_logged(trained):
     assert ckpt['log'] == os.path.basename(logs_in(workdir)[0])  # what a resumed run's log continues
     saves = [m.text for m in run.messages if m.text.startswith('saving checkpoint')]
     assert saves == [f'saving checkpoint to {os.path.join("out", "ckpt.pt")} at iter {i}' for i in (4, 8)]
-    assert os.listdir(workdir / 'out') == ['ckpt.pt']  # no temporary file left behind
+    # no temporary file left behind; the checkpoint before the last is kept, and both have their sha256
+    assert sorted(os.listdir(workdir / 'out')) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']
+    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == 4
 
 
 def test_best_val_loss_is_never_replaced_by_a_worse_one(workdir):
