@@ -363,8 +363,9 @@ if init_from == 'resume':
     if 'scaler' in checkpoint:
         scaler.load_state_dict(checkpoint['scaler'])
 checkpoint = None # free up memory
-# the checkpoint a failure leaves to resume from
-saved = f'{resume_path} (iter {iter_num})' if init_from == 'resume' else None
+# the last good checkpoint: what a failure leaves to resume from. Only a good ckpt.pt is worth keeping
+# as ckpt_prev.pt when the next save replaces it; not one that resume found damaged.
+saved_path, saved_iter = (resume_path, iter_num) if init_from == 'resume' else (None, None)
 
 raw_model = model # what gets saved: never the compiled or DDP wrapper, so keys carry no prefix
 if compile:
@@ -442,7 +443,7 @@ def get_lr(it):
 def save_checkpoint():
     """Rank 0 writes ckpt.pt (checkpoint.py: whole or not at all, with its sha256) while the other
     ranks wait for it. A save that fails ends the run on every rank, and the footer names the error."""
-    global saved
+    global saved_path, saved_iter
     def save():
         checkpoint = {
             'model': raw_model.state_dict(),
@@ -456,15 +457,15 @@ def save_checkpoint():
         if scaler.is_enabled():
             checkpoint['scaler'] = scaler.state_dict()
         try:
-            write_checkpoint(checkpoint, out_dir, keep_previous_checkpoint)
+            write_checkpoint(checkpoint, out_dir, keep_previous=keep_previous_checkpoint and saved_path == ckpt_path)
         except Exception as e: # a full disk, a quota, an I/O error, NaN weights
             return f'{"" if isinstance(e, CheckpointError) else type(e).__name__ + ": "}{e} (saving {ckpt_path})'
         report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
     error = on_rank_0(save)
     if error:
-        report(f'{saved} is kept to resume from' if saved else 'no checkpoint was saved before')
+        report(f'{saved_path} (iter {saved_iter}) is kept to resume from' if saved_path else 'no checkpoint was saved before')
         fail(error)
-    saved = f'{ckpt_path} (iter {iter_num})'
+    saved_path, saved_iter = ckpt_path, iter_num
 
 handoffs = 0 # how many times rank 0 worked alone while the others waited
 def on_rank_0(work):
@@ -625,8 +626,8 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
             save_checkpoint()
 
     if failure: # the last good checkpoint stays as it is
-        report(f'{saved} is intact: resume from it, with a lower --learning_rate for instance'
-               if saved else 'no checkpoint was saved before it')
+        report(f'{saved_path} (iter {saved_iter}) is intact: resume from it, with a lower --learning_rate for instance'
+               if saved_path else 'no checkpoint was saved before it')
         fail(failure)
     if stopped:
         if local_iter_num > 0: # an evaluation-only run has nothing new to save

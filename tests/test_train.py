@@ -105,6 +105,7 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
     before = (workdir / 'out' / 'ckpt.pt').read_bytes()
     r = script('train.py', *TINY, '--max_iters=8', cwd=workdir)
     assert r.returncode == 2 and '--init_from=resume' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert '--init_from=auto' in r.stderr  # the same command line for every restart of a job
     assert (workdir / 'out' / 'ckpt.pt').read_bytes() == before
     assert len(logs_in(workdir)) == 1
 
@@ -130,11 +131,18 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(trained_
     ''')
     r = script('-c', launcher, os.path.join(ROOT, 'train.py'), *TINY, '--init_from=resume',
                '--max_iters=12', '--eval_interval=4', cwd=workdir)
-    assert r.returncode != 0
+    assert r.returncode == 1
     assert ckpt_path.read_bytes() == before
     assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 8
     failed = read_log(logs_in(workdir)[-1])
-    assert failed.status.startswith('failed: ') and failed.steps[-1].iter == 12
+    assert failed.steps[-1].iter == 12
+    # the footer names the error and the file; the log and stderr say what is kept; no traceback
+    saving = f'(saving {os.path.join("out", "ckpt.pt")})'
+    assert failed.status == f'failed: OSError: [Errno 27] File too large {saving}'
+    assert f'{os.path.join("out", "ckpt.pt")} (iter 8) is kept to resume from' in [m.text for m in failed.messages]
+    assert r.stderr == f'train.py: {failed.status}\n'
+    assert sorted(os.listdir(workdir / 'out')) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']  # no *.tmp
+    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == 4
 
 
 def git(*args, cwd):
