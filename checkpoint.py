@@ -26,7 +26,8 @@ NAME, PREVIOUS, SUMS = 'ckpt.pt', 'ckpt_prev.pt', 'ckpt.sha256'
 
 
 class CheckpointError(Exception):
-    """No intact checkpoint to load. The message is one line naming the files and what is wrong."""
+    """No intact checkpoint to load, or one that must not be written. The message is one line naming
+    the files and what is wrong."""
 
 
 def find_checkpoints(out_dir):
@@ -38,11 +39,11 @@ def find_checkpoints(out_dir):
 def write_checkpoint(checkpoint, out_dir, keep_previous=True):
     """Write checkpoint (a dict) to out_dir/ckpt.pt, keeping the one it replaces as ckpt_prev.pt.
     Raises what went wrong (OSError for a full disk); then the files in place are as they were and
-    no temporary file is left. A tensor that is NaN or infinite is refused before anything is
-    written: such weights would replace a good checkpoint with one that cannot train."""
+    no temporary file is left. A tensor holding a NaN or an infinity is refused (CheckpointError)
+    before anything is written: it would replace a good checkpoint with one that cannot train."""
     bad = nonfinite(checkpoint)
     if bad:
-        raise ValueError(f'non-finite values in {bad}')
+        raise CheckpointError(f'non-finite values in {bad}')
     path, previous, tmp = os.path.join(out_dir, NAME), os.path.join(out_dir, PREVIOUS), os.path.join(out_dir, NAME + '.tmp')
     sums = read_sums(out_dir)
     moved = keep_previous and os.path.exists(path)
