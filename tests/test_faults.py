@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY, assert_refused, logs_in, script
+from conftest import ROOT, TINY, assert_refused, logs_in, script, start_train, torchrun, wait_for
 from logger import read_log
-from test_distributed import progress_losses, start_train, wait_for
+from test_distributed import progress_losses
 
 CKPT = os.path.join('out', 'ckpt.pt')
 PREV = os.path.join('out', 'ckpt_prev.pt')
@@ -32,10 +32,15 @@ def launcher(tmp_path, prelude):
     return str(path)
 
 
+def torchrun_command(script_path, *args, restarts=0):
+    """Two gloo processes of script_path (train.py, or a launcher of it)."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+            f'--max-restarts={restarts}', script_path, *map(str, args)]
+
+
 def torchrun_popen(*args, cwd, restarts=0):
-    return subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                             f'--max-restarts={restarts}', *map(str, args)],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(torchrun_command(*args, restarts=restarts), cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def worker(torchrun_pid, rank):
@@ -67,7 +72,7 @@ def train_to_8(workdir, *args):
 
 # ----------------------------------------------------------------------------- restarts
 
-def test_init_from_auto_starts_from_scratch_then_resumes_with_the_same_command(workdir):
+def test_init_from_auto_starts_from_scratch_when_out_dir_is_empty_and_resumes_when_it_holds_a_checkpoint(workdir):
     command = [*TINY, '--init_from=auto', '--max_iters=4', '--eval_interval=2']
     first = script('train.py', *command, cwd=workdir)
     second = script('train.py', *command[:-2], '--max_iters=6', '--eval_interval=2', cwd=workdir)
@@ -109,9 +114,7 @@ def test_a_loss_that_overflows_stops_the_run_at_the_first_bad_iteration_with_the
     if ranks == 1:
         r = script('train.py', *args, cwd=workdir)
     else:
-        r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                            os.path.join(ROOT, 'train.py'), *args, '--gradient_accumulation_steps=2'],
-                           cwd=workdir, capture_output=True, text=True, timeout=240)
+        r = torchrun(2, *args, '--gradient_accumulation_steps=2', cwd=workdir)
     assert r.returncode != 0
     run = read_log(logs_in(workdir)[-1])
     last_good = max(map(int, progress_losses(run)), default=7)
@@ -175,6 +178,18 @@ def test_a_slow_evaluation_and_save_pass_ddp_timeout_but_a_stopped_rank_ends_eve
                         run.status), run.status
 
 
+def test_an_evaluation_shared_by_the_ranks_gives_the_losses_of_one_process(workdir):
+    # every rank evaluates a share, so that none waits in a collective while another evaluates: train
+    # loss over eval_iters random batches, val loss over strided windows
+    args = [*TINY, '--gradient_accumulation_steps=2', '--eval_iters=5', '--eval_stride=16', '--max_iters=0']
+    one = script('train.py', *args, '--log_dir=one/logs', cwd=workdir)
+    two = torchrun(2, *args, '--log_dir=two/logs', cwd=workdir)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    [step_one], [step_two] = (read_log(logs_in(workdir / d)[0]).steps for d in ('one', 'two'))
+    assert step_two.train_loss == pytest.approx(step_one.train_loss, abs=1e-6)
+    assert step_two.val_loss == pytest.approx(step_one.val_loss, abs=1e-6)
+
+
 # ----------------------------------------------------------------------------- a save that fails
 
 def test_a_failed_save_on_rank_0_ends_every_rank_with_the_error_in_the_footer(workdir, tmp_path):
@@ -183,9 +198,8 @@ def test_a_failed_save_on_rank_0_ends_every_rank_with_the_error_in_the_footer(wo
         if os.environ['RANK'] == '0': # less than a checkpoint, more than a log
             resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
     ''')
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                        limited, *TINY, '--gradient_accumulation_steps=2', '--max_iters=100000', '--eval_interval=4'],
-                       cwd=workdir, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(torchrun_command(limited, *TINY, '--gradient_accumulation_steps=2', '--max_iters=100000',
+                                        '--eval_interval=4'), cwd=workdir, capture_output=True, text=True, timeout=240)
     assert r.returncode != 0
     assert re.search(r'exitcode\s*:\s*1\b', r.stderr), r.stderr[-3000:]  # each rank exited with status 1
     run = read_log(logs_in(workdir)[0])
