@@ -17,6 +17,7 @@ before the renames that put it in place and drops the replaced one's after them,
 point leaves every file in place listed. A checkpoint with no sum listed (written by nanoGPT, or
 before sums existed) is loaded unchecked, with a note saying so.
 """
+import contextlib
 import hashlib
 import os
 
@@ -44,33 +45,28 @@ def write_checkpoint(checkpoint, out_dir, keep_previous=True):
     bad = nonfinite(checkpoint)
     if bad:
         raise CheckpointError(f'non-finite values in {bad}')
-    path, previous, tmp = os.path.join(out_dir, NAME), os.path.join(out_dir, PREVIOUS), os.path.join(out_dir, NAME + '.tmp')
+    path, previous = os.path.join(out_dir, NAME), os.path.join(out_dir, PREVIOUS)
     sums = read_sums(out_dir)
-    moved = keep_previous and os.path.exists(path)
-    try:
-        with open(tmp, 'wb') as f:
-            hashed = HashingFile(f)
-            try:
-                torch.save(checkpoint, hashed)
-            except RuntimeError:
-                if hashed.error: # torch's writer wraps the OSError that says what happened (disk full)
-                    raise hashed.error from None
-                raise
-            f.flush()
-            os.fsync(f.fileno())
-        digest = hashed.sha256.hexdigest()
-        write_sums(out_dir, sums + [(digest, NAME)])
+    had = os.path.exists(path)
+    moved = keep_previous and had
+    def make_way(): # once the new file is on disk: list its sum, then move the one it replaces
+        write_sums(out_dir, sums + [(hashed.sha256.hexdigest(), NAME)])
         if moved:
             os.replace(path, previous)
-        os.replace(tmp, path)
-        fsync_dir(out_dir) # make the renames durable before the sum of what they replaced goes
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    # the previous file's sum: what ckpt.pt had if it just moved there, else what it had already
-    kept = [(h, PREVIOUS) for h, name in sums if name == (NAME if moved else PREVIOUS)][-1:]
-    write_sums(out_dir, [(digest, NAME)] + (kept if os.path.exists(previous) else []))
+    with atomic_file(path, 'wb', before_replace=make_way) as f:
+        hashed = HashingFile(f)
+        try:
+            torch.save(checkpoint, hashed)
+        except RuntimeError:
+            if hashed.error: # torch's writer wraps the OSError that says what happened (disk full)
+                raise hashed.error from None
+            raise
+    # ckpt_prev.pt's sums: ckpt.pt's if it just moved there, else its own; and ckpt.pt's too where
+    # ckpt.pt was missing, moved there by a save that a crash cut short. Such a crash may leave a
+    # name a second, stale sum (of a file that never took its place): it is gone two saves later.
+    names = (NAME,) if moved else (PREVIOUS,) if had else (PREVIOUS, NAME)
+    kept = [(h, PREVIOUS) for h, name in sums if name in names]
+    write_sums(out_dir, [(hashed.sha256.hexdigest(), NAME)] + (kept if os.path.exists(previous) else []))
 
 
 def load_checkpoint(out_dir, map_location='cpu'):
@@ -146,23 +142,28 @@ def read_sums(out_dir):
 
 
 def write_sums(out_dir, sums):
-    path = os.path.join(out_dir, SUMS)
+    with atomic_file(os.path.join(out_dir, SUMS), 'w') as f:
+        f.writelines(f'{digest}  {name}\n' for digest, name in sums)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode, before_replace=lambda: None):
+    """Write path whole or not at all: the bytes go to path.tmp, which takes path's place once they
+    are on disk and before_replace() has run, and the rename is made durable. On any failure the
+    temporary file is removed and path is as it was."""
     tmp = path + '.tmp'
     try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.writelines(f'{digest}  {name}\n' for digest, name in sums)
+        with open(tmp, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        before_replace()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    fsync_dir(out_dir)
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(os.path.dirname(path) or '.', os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
