@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, TINY, assert_refused, logs_in, script, start_train, torchrun, wait_for
 from logger import read_log
-from test_distributed import progress_losses
+from test_distributed import evaluating, progress_losses
 
 CKPT = os.path.join('out', 'ckpt.pt')
 PREV = os.path.join('out', 'ckpt_prev.pt')
@@ -72,18 +72,6 @@ def train_to_8(workdir, *args):
 
 # ----------------------------------------------------------------------------- restarts
 
-def test_init_from_auto_starts_from_scratch_when_out_dir_is_empty_and_resumes_when_it_holds_a_checkpoint(workdir):
-    command = [*TINY, '--init_from=auto', '--max_iters=4', '--eval_interval=2']
-    first = script('train.py', *command, cwd=workdir)
-    second = script('train.py', *command[:-2], '--max_iters=6', '--eval_interval=2', cwd=workdir)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr
-    first_run, second_run = map(read_log, logs_in(workdir))
-    assert 'init_from=auto: no checkpoint in out, starting from scratch' in texts(first_run)
-    assert f'init_from=auto: {CKPT} holds a checkpoint, resuming' in texts(second_run)
-    assert any(t.startswith(f'resumed from {CKPT} at iter 4 ') for t in texts(second_run))
-    assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 6
-
-
 def test_torchrun_restarts_a_killed_worker_and_init_from_auto_resumes_it_to_max_iters(workdir):
     proc = torchrun_popen(os.path.join(ROOT, 'train.py'), *TINY, '--gradient_accumulation_steps=2', '--init_from=auto',
                           '--max_iters=100', '--eval_interval=10', cwd=workdir, restarts=1)
@@ -95,6 +83,7 @@ def test_torchrun_restarts_a_killed_worker_and_init_from_auto_resumes_it_to_max_
     assert 'init_from=auto: no checkpoint in out, starting from scratch' in texts(first)
     assert last.status == 'completed' and last.steps[-1].iter == 100
     assert 'this run is torchrun restart 1 of its job' in texts(last)
+    assert f'init_from=auto: {CKPT} holds a checkpoint, resuming' in texts(last)
     resumed = next(t for t in texts(last) if t.startswith('resumed from'))
     assert re.fullmatch(rf'resumed from {re.escape(CKPT)} at iter [1-9]\d* \(best val loss \d+\.\d+\)', resumed)
     assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 100
@@ -267,18 +256,18 @@ def test_a_checkpoint_without_a_sha256_loads_unchecked_and_a_truncated_one_is_re
 
 # ----------------------------------------------------------------------------- SIGUSR1
 
-def test_sigusr1_saves_a_checkpoint_at_the_iteration_it_names_and_training_goes_on(workdir):
-    proc = start_train(workdir, '--max_iters=100', '--eval_interval=1000')
-    wait_for(workdir, lambda run: len(progress_losses(run)) >= 5, proc)
+def test_sigusr1_during_an_evaluation_saves_at_the_end_of_that_iteration_and_training_goes_on(workdir):
+    # an evaluation of 1500 batches a split: the signal comes while it runs, and does not cut it short
+    proc = start_train(workdir, '--max_iters=10', '--eval_iters=1500', '--eval_interval=1000')
+    wait_for(workdir, evaluating, proc)
     proc.send_signal(signal.SIGUSR1)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     run = read_log(logs_in(workdir)[0])
-    assert run.status == 'completed' and run.steps[-1].iter == 100
+    assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 10]
     said = [t for t in texts(run) if t.startswith('SIGUSR1')]
-    assert len(said) == 1
-    at = int(re.fullmatch(r'SIGUSR1: saving a checkpoint at iter (\d+), training goes on', said[0]).group(1))
-    assert texts(run)[texts(run).index(said[0]) + 1] == f'saving checkpoint to {CKPT} at iter {at}'
+    assert said == ['SIGUSR1: saving a checkpoint at iter 1, training goes on']
+    assert texts(run)[texts(run).index(said[0]) + 1] == f'saving checkpoint to {CKPT} at iter 1'
     # the final save at max_iters made that checkpoint the previous one
-    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == at
-    assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 100
+    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == 1
+    assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 10

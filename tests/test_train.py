@@ -154,7 +154,7 @@ def git(*args, cwd):
 def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(workdir):
     code = workdir / 'code'  # a copy of the project's scripts: a checkout of its own, then none
     code.mkdir()
-    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py'):
+    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py', 'checkpoint.py'):
         shutil.copy(os.path.join(ROOT, name), code)
     git('init', '-q', cwd=code)
     git('add', '.', cwd=code)
@@ -188,7 +188,7 @@ def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_fo
     assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 2, 4]
     assert (run.config['dataset'], run.config['device'], run.config['compile']) == ('shakespeare_char', 'auto', 'auto')
     assert run.config['n_layer'] == (6 if torch.cuda.is_available() else 4)  # sized for the device
-    assert os.listdir(workdir / run.config['out_dir']) == ['ckpt.pt']
+    assert sorted(os.listdir(workdir / run.config['out_dir'])) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']
 
 
 def test_file_logging_false_and_log_dir_move_the_log(workdir):
