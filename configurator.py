@@ -183,9 +183,11 @@ RULES = [
      lambda n, d, w, schedule, on: n <= d - w or schedule != 'wsd' or not on,
      "must fit between warmup_iters and lr_decay_iters with lr_schedule='wsd'"),
     ('eval_stride', lambda n: n >= 0, 'must be at least 0 (0: eval_iters random batches)'),
+    # distributed training
+    ('ddp_timeout', lambda t: t > 0, 'must be > 0 (seconds)'),
     # names and paths
-    ('init_from', lambda s: s in ('scratch', 'resume') + GPT2_MODELS,
-     f"must be 'scratch', 'resume' or one of {', '.join(GPT2_MODELS)}"),
+    ('init_from', lambda s: s in ('scratch', 'resume', 'auto') + GPT2_MODELS,
+     f"must be 'scratch', 'resume', 'auto' or one of {', '.join(GPT2_MODELS)}"),
     ('block_size init_from', lambda b, i: b <= 1024 or i not in GPT2_MODELS,
      'must be at most 1024 with GPT-2 weights'),
     ('init_from rope qk_norm mlp tie_weights zero_init logit_softcap',

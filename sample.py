@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 import torch
 
+from checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from configurator import check, configure, die, resolve
 from model import GPT, GPTConfig
 
@@ -35,8 +36,8 @@ globals().update(config)
 
 # everything the user gave is checked here, before any model exists (rules: configurator.RULES)
 check(config)
-if init_from == 'scratch':
-    die("init_from must be 'resume' or a GPT-2 model name, got 'scratch': sample.py needs a trained model")
+if init_from in ('scratch', 'auto'):
+    die(f"init_from must be 'resume' or a GPT-2 model name, got {init_from!r}: sample.py needs a trained model")
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
 if start.startswith('FILE:'):
     try:
@@ -46,9 +47,8 @@ if start.startswith('FILE:'):
         die(f'cannot read the start text {start[5:]!r}: {e.strerror}')
 if not start:
     die('the start text is empty')
-ckpt_path = os.path.join(out_dir, 'ckpt.pt')
-if init_from == 'resume' and not os.path.exists(ckpt_path):
-    die(f'no checkpoint at {ckpt_path}: train one first, or point --out_dir at a run')
+if init_from == 'resume' and not find_checkpoints(out_dir):
+    die(f"no checkpoint at {os.path.join(out_dir, 'ckpt.pt')}: train one first, or point --out_dir at a run")
 
 torch.manual_seed(seed)
 torch.cuda.manual_seed(seed)
@@ -60,7 +60,12 @@ ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=de
 # model
 meta_path = None
 if init_from == 'resume':
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    try: # the newest intact checkpoint: its sha256 is checked, an older one taken for a damaged one
+        _, checkpoint, notes = load_checkpoint(out_dir, map_location=device)
+    except CheckpointError as e:
+        die(e)
+    for note in notes:
+        print(note, file=sys.stderr)
     model = GPT(GPTConfig(**checkpoint['model_args']))
     model.load_checkpoint_weights(checkpoint['model'])
     if 'config' in checkpoint and 'dataset' in checkpoint['config']: # older checkpoints may not have these...

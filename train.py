@@ -12,7 +12,10 @@ $ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123
 and the same with --node_rank=1 on the second node.
 
 SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluation short, with a
-checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once.
+checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once. SIGUSR1 saves a
+checkpoint at the end of the current iteration and trains on. Under torchrun --max-restarts or
+SLURM's --requeue, run the same command with --init_from=auto: it resumes when out_dir holds a
+checkpoint and starts from scratch otherwise.
 """
 
 import hashlib
@@ -25,14 +28,17 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, write_checkpoint
 from configurator import GPT2_MODELS, check, configure, die, resolve
 from logger import LogDirError, TrainingLogger, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
@@ -47,7 +53,8 @@ eval_iters = 200
 eval_only = False # if True, script exits right after the first eval
 eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
 always_save_checkpoint = True # if True, always save a checkpoint after each eval
-init_from = 'scratch' # 'scratch' or 'resume' or 'gpt2*'
+keep_previous_checkpoint = True # keep the checkpoint that ckpt.pt replaces as ckpt_prev.pt, to fall back on if ckpt.pt is damaged (twice the disk)
+init_from = 'scratch' # 'scratch' or 'resume' or 'auto' (resume if out_dir holds a checkpoint, else scratch) or 'gpt2*'
 # logging
 log_dir = 'logs' # the run's log file goes here
 file_logging = True
@@ -91,6 +98,7 @@ warmdown_iters = 0 # lr_schedule='wsd' only
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
 # DDP settings
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
+ddp_timeout = 600 # seconds a rank waits for the others in a collective before the run fails, instead of hanging for ever
 # system
 device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
 dtype = 'auto' # bfloat16 where supported, else float16 (with a GradScaler) on CUDA, float32 elsewhere
@@ -112,6 +120,8 @@ local_rank = int(os.environ.get('LOCAL_RANK', 0))
 world_size = int(os.environ.get('WORLD_SIZE', 1))
 master_process = rank == 0 # this process will do logging, checkpointing etc.
 device, device_type, dtype, compile, backend = resolve(device, dtype, compile, backend, local_rank if ddp else None)
+if ddp and not {'MASTER_ADDR', 'MASTER_PORT'} <= os.environ.keys():
+    die('RANK is set, but MASTER_ADDR and MASTER_PORT are not: start the processes with torchrun')
 if gradient_accumulation_steps % world_size != 0:
     die(f'gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by the world size '
         f'{world_size}; use a multiple of {world_size}')
@@ -139,20 +149,28 @@ if not os.path.isdir(existing):
 if not os.access(existing, os.W_OK | os.X_OK):
     die(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
-if init_from == 'resume' and not os.path.exists(ckpt_path):
+found = find_checkpoints(out_dir) # ckpt.pt, and ckpt_prev.pt where one is kept
+if init_from == 'auto': # the same command line for a first start and for every restart
+    init_from = 'resume' if found else 'scratch'
+if init_from == 'resume' and not found:
     die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
-if init_from != 'resume' and not eval_only and os.path.exists(ckpt_path):
-    die(f'{ckpt_path} already holds a checkpoint: continue it with --init_from=resume, '
-        f'or pick another --out_dir')
+if init_from != 'resume' and not eval_only and found:
+    die(f'{found[0]} already holds a checkpoint: continue it with --init_from=resume, or with --init_from=auto '
+        f'(resumes when out_dir holds a checkpoint, starts otherwise: for torchrun --max-restarts and SLURM '
+        f'requeues), or pick another --out_dir')
 if init_from == 'resume':
-    # loaded here, not with the model, so that its shape can be checked against this command line
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+    # loaded here, not with the model, so that its shape can be checked against this command line; a
+    # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead
+    try:
+        resume_path, checkpoint, resume_notes = load_checkpoint(out_dir, map_location=device)
+    except CheckpointError as e:
+        die(e)
     ckpt_args = checkpoint['model_args']
     if block_size > ckpt_args['block_size']:
-        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {ckpt_path}, got {block_size}")
+        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {resume_path}, got {block_size}")
     if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
         die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
-            f"of the model in {ckpt_path}: resume on the dataset it was trained on")
+            f"of the model in {resume_path}: resume on the dataset it was trained on")
 if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
@@ -186,9 +204,29 @@ def request_stop(signum, frame):
             print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
 for signum in stop_statuses:
     signal.signal(signum, request_stop)
+# A save request: SIGUSR1, SLURM's warning before it preempts a job (sbatch --signal=USR1@90). The run
+# saves a checkpoint at the end of the current iteration and trains on; an evaluation is not cut short.
+save_requested = False
+def request_save(signum, frame):
+    global save_requested
+    save_requested = True
+signal.signal(signal.SIGUSR1, request_save)
 
+# torchrun --max-restarts and SLURM --requeue count the times they started this job again
+restart_count = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', 0))
+restarts = [f'{what} {n}' for what, n in (('torchrun restart', restart_count),
+                                          ('SLURM requeue', int(os.environ.get('SLURM_RESTART_COUNT', 0)))) if n]
+store = None # where ranks wait for rank 0 when it works alone (saves), outside any collective
 if ddp:
-    dist.init_process_group(backend=backend)
+    # a collective that waits longer than ddp_timeout for a rank raises, instead of hanging for ever.
+    # torchrun restarts its workers on the store of its first attempt, where the dead workers'
+    # addresses still are (pytorch/pytorch#167288): each attempt gets keys of its own.
+    timeout = timedelta(seconds=ddp_timeout)
+    torchrun_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True' # torchrun hosts the store
+    store = dist.PrefixStore(f'train/attempt_{restart_count}',
+                             dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size,
+                                           is_master=master_process and not torchrun_store, timeout=timeout))
+    dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     if device_type == 'cuda':
         torch.cuda.set_device(device)
 seed_offset = rank # each process gets a different seed
@@ -215,6 +253,13 @@ def code_version():
         return None
     return commit + (' dirty' if any(not line.startswith('#') for line in lines) else '')
 
+def fail(why):
+    """End the run for a fault it can name: a line on stderr, the footer `failed: why`, exit status 1."""
+    if master_process:
+        print(f'train.py: failed: {why}', file=sys.stderr, flush=True)
+    logger.close(status=f'failed: {why}')
+    sys.exit(1)
+
 logger.log(f'command: {shlex.join(sys.orig_argv)}')
 logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
 if logger.path and (code := code_version()):
@@ -224,6 +269,11 @@ logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
        f'backend: {backend if ddp else "none"}')
 report(f'tokens per iteration will be: {tokens_per_iter:,}')
+if restarts:
+    report(f'this run is {" and ".join(restarts)} of its job')
+if config['init_from'] == 'auto':
+    report(f'init_from=auto: {found[0]} holds a checkpoint, resuming' if found else
+           f'init_from=auto: no checkpoint in {out_dir}, starting from scratch')
 
 if master_process:
     os.makedirs(out_dir, exist_ok=True)
@@ -286,7 +336,9 @@ elif init_from == 'resume':
     model.load_checkpoint_weights(checkpoint['model'])
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
-    report(f'resumed from {ckpt_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
+    for note in resume_notes: # an older checkpoint taken for a damaged newest one, or one with no sha256
+        report(note)
+    report(f'resumed from {resume_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
     if iter_num >= max_iters:
         report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
     elif checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
@@ -311,6 +363,9 @@ if init_from == 'resume':
     if 'scaler' in checkpoint:
         scaler.load_state_dict(checkpoint['scaler'])
 checkpoint = None # free up memory
+# the last good checkpoint: what a failure leaves to resume from. Only a good ckpt.pt is worth keeping
+# as ckpt_prev.pt when the next save replaces it; not one that resume found damaged.
+saved_path, saved_iter = (resume_path, iter_num) if init_from == 'resume' else (None, None)
 
 raw_model = model # what gets saved: never the compiled or DDP wrapper, so keys carry no prefix
 if compile:
@@ -318,25 +373,45 @@ if compile:
     model = torch.compile(model)
 if ddp:
     model = DDP(model, device_ids=[local_rank] if device_type == 'cuda' else None)
+    # each rank read out_dir for itself: on nodes that do not share one, they would resume apart
+    starts = torch.tensor([iter_num, -iter_num], device=device)
+    dist.all_reduce(starts, op=dist.ReduceOp.MAX)
+    if starts.tolist() != [iter_num, -iter_num]:
+        fail(f'the ranks start from different iterations, {-starts[1].item()} to {starts[0].item()}: '
+             f'out_dir must be a folder that every node shares')
 
 # helps estimate an arbitrarily accurate loss over either split using many batches
 @torch.no_grad()
 def estimate_loss():
-    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short."""
-    eval_model = model.module if ddp else model # rank 0 alone evaluates: no DDP collectives
+    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short. Under DDP
+    each rank evaluates a share of the batches, so no rank waits in a collective for another's
+    evaluation, however long it takes."""
+    global stop_signal
+    eval_model = model.module if ddp else model # no DDP collectives in an evaluation's forward passes
     eval_model.eval()
-    out = {split: split_loss(eval_model, split) for split in ['train', 'val']}
+    sums = [split_sums(eval_model, split) for split in ['train', 'val']]
     eval_model.train()
-    return None if None in out.values() else out
+    train_total, train_count, val_total, val_count, cut = [x for s in sums for x in s or (0.0, 0)] + [None in sums]
+    if ddp: # the sums of every rank's share; cut short on any rank is cut short on all
+        totals = torch.tensor([train_total, train_count, val_total, val_count, cut], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        train_total, train_count, val_total, val_count, cut = totals.tolist()
+        if cut: # every rank stops, under the name of the signal that cut it short
+            signum = torch.tensor([stop_signal], device=device)
+            dist.all_reduce(signum, op=dist.ReduceOp.MAX)
+            stop_signal = int(signum.item())
+    return None if cut else {'train': train_total / train_count, 'val': val_total / val_count}
 
-def split_loss(eval_model, split):
+def split_sums(eval_model, split):
+    """(the sum of the losses of this rank's windows, how many windows), or None when cut short."""
     if split == 'val' and eval_stride:
         # the same windows every time: no sampling noise between evaluations, or between runs
         data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
         starts = np.arange(0, len(data) - block_size, eval_stride)
-        batches = (windows(data, chunk) for chunk in np.array_split(starts, math.ceil(len(starts) / batch_size)))
+        chunks = np.array_split(starts, math.ceil(len(starts) / batch_size))
+        batches = (windows(data, chunk) for chunk in chunks[rank::world_size])
     else:
-        batches = (get_batch(split, 'eval', k) for k in range(eval_iters))
+        batches = (get_batch(split, 'eval', k) for k in range(rank, eval_iters, world_size))
     total, count = 0.0, 0
     for X, Y in batches:
         if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
@@ -345,7 +420,7 @@ def split_loss(eval_model, split):
             logits, loss = eval_model(X, Y)
         total += loss.item() * len(X) # every window has block_size targets: equal weights
         count += len(X)
-    return total / count
+    return total, count
 
 # learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):
@@ -366,48 +441,92 @@ def get_lr(it):
     return min_lr + coeff * (learning_rate - min_lr)
 
 def save_checkpoint():
-    """Write ckpt.pt atomically: a crash mid-save leaves the previous checkpoint intact."""
-    checkpoint = {
-        'model': raw_model.state_dict(),
-        'optimizer': optimizer.state_dict(),
-        'model_args': model_args,
-        'iter_num': iter_num,
-        'best_val_loss': best_val_loss,
-        'config': config,
-        'log': os.path.basename(logger.path) if logger.path else None, # the log a resumed run continues
-    }
-    if scaler.is_enabled():
-        checkpoint['scaler'] = scaler.state_dict()
-    tmp_path = ckpt_path + '.tmp'
+    """Rank 0 writes ckpt.pt (checkpoint.py: whole or not at all, with its sha256) while the other
+    ranks wait for it. A save that fails ends the run on every rank, and the footer names the error."""
+    global saved_path, saved_iter
+    def save():
+        checkpoint = {
+            'model': raw_model.state_dict(),
+            'optimizer': optimizer.state_dict(),
+            'model_args': model_args,
+            'iter_num': iter_num,
+            'best_val_loss': best_val_loss,
+            'config': config,
+            'log': os.path.basename(logger.path) if logger.path else None, # the log a resumed run continues
+        }
+        if scaler.is_enabled():
+            checkpoint['scaler'] = scaler.state_dict()
+        try:
+            write_checkpoint(checkpoint, out_dir, keep_previous=keep_previous_checkpoint and saved_path == ckpt_path)
+        except Exception as e: # a full disk, a quota, an I/O error, NaN weights
+            return f'{"" if isinstance(e, CheckpointError) else type(e).__name__ + ": "}{e} (saving {ckpt_path})'
+        report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
+    error = on_rank_0(save)
+    if error:
+        report(f'{saved_path} (iter {saved_iter}) is kept to resume from' if saved_path else 'no checkpoint was saved before')
+        fail(error)
+    saved_path, saved_iter = ckpt_path, iter_num
+
+handoffs = 0 # how many times rank 0 worked alone while the others waited
+def on_rank_0(work):
+    """work() on rank 0 alone; every rank returns its result, an error text or None. The others wait
+    in the store, not in a collective, so a save longer than ddp_timeout does not end the run: rank 0
+    beats while it works, and a rank 0 silent for ddp_timeout (stopped, killed, cut off) does."""
+    global handoffs
+    if not ddp:
+        return work()
+    handoffs += 1
+    done, beat = f'done/{handoffs}', f'beat/{handoffs}'
+    if master_process:
+        finished = threading.Event()
+        def beating():
+            while not finished.wait(ddp_timeout / 4):
+                store.add(beat, 1)
+        beater = threading.Thread(target=beating, daemon=True)
+        beater.start()
+        try:
+            error = work()
+        finally:
+            finished.set()
+            beater.join()
+        store.set(done, error or '')
+        return error
+    beats = -1
+    while True:
+        try:
+            store.wait([done], timedelta(seconds=ddp_timeout / 2))
+            return store.get(done).decode() or None
+        except dist.DistStoreError: # not done yet: go on waiting while rank 0 beats
+            now = store.add(beat, 0)
+            if now == beats:
+                fail(f'no answer from rank 0 for ddp_timeout={ddp_timeout}s while it saved a checkpoint')
+            beats = now
+
+@contextmanager
+def lost_ranks_named():
+    """A collective that times out, or finds a rank gone, raises from deep inside gloo or NCCL: the
+    footer says what happened in words."""
     try:
-        with open(tmp_path, 'wb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, ckpt_path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    dir_fd = os.open(out_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd) # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
+        yield
+    except RuntimeError as e:
+        if not ddp or not (isinstance(e, dist.DistError) or 'gloo' in str(e)):
+            raise
+        fail(f'lost contact with another rank at iter {iter_num} (ddp_timeout={ddp_timeout}s): '
+             f'{" ".join(str(e).split())[:300]}')
 
 if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
 peak = peak_flops(device, ptdtype)
 # training loop
-with logger: # an exception ends the log with status "failed: ..." and goes on up
+with logger, lost_ranks_named(): # an exception ends the log with status "failed: ..." and goes on up
     X, Y = get_batch('train', rank, iter_num, 0) # fetch the very first batch
     t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
     t_start = t0
     local_iter_num = 0 # number of iterations in the lifetime of this process
     running_flops = -1.0
     stopped = False # by a stop request, rather than at max_iters
+    failure = None # a NaN or infinite loss, which ends the run with nothing saved after it
     while True:
 
         # determine and set the learning rate for this iteration
@@ -416,22 +535,26 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             param_group['lr'] = lr * param_group.get('lr_scale', 1.0) # Muon's group has its own
 
         # evaluate the loss on train/val sets, log and write checkpoints
-        evaluate = (iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only) and master_process
+        evaluate = iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only
         losses = estimate_loss() if evaluate else None
         if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
             report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '
                    f'no step logged')
-            stopped = True # at the end of this iteration, which the other ranks are already in
+            stopped = True # at the end of this iteration, on every rank
         if losses is not None:
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
-            tflops = running_flops / 1e12 if running_flops > 0 else None
-            extra = {} if tflops is None else {'tflops': float(f'{tflops:.4g}')}
-            logger.log_step(iter_num, losses['train'], losses['val'], lr=float(f'{lr:.6g}'),
-                            mfu=None if mfu is None else round(mfu, 2), **extra)
-            if wandb_log:
-                wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'],
-                           'lr': lr, 'mfu': mfu})
+            if master_process:
+                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+                mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
+                tflops = running_flops / 1e12 if running_flops > 0 else None
+                extra = {} if tflops is None else {'tflops': float(f'{tflops:.4g}')}
+                logger.log_step(iter_num, losses['train'], losses['val'], lr=float(f'{lr:.6g}'),
+                                mfu=None if mfu is None else round(mfu, 2), **extra)
+                if wandb_log:
+                    wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'],
+                               'lr': lr, 'mfu': mfu})
+            if not all(map(math.isfinite, losses.values())): # the weights are broken: never save them
+                failure = f'non-finite loss at iter {iter_num} (evaluation)'
+                break
             improved = losses['val'] < best_val_loss
             best_val_loss = min(best_val_loss, losses['val'])
             if (improved or always_save_checkpoint) and local_iter_num > 0:
@@ -448,6 +571,7 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
             with ctx:
                 logits, loss = model(X, Y)
                 loss = loss / gradient_accumulation_steps # scale the loss to account for gradient accumulation
+            loss_sum = loss.detach() if micro_step == 0 else loss_sum + loss.detach() # the iteration's mean loss
             # immediately async prefetch next batch while model is doing the forward pass on the GPU
             last = micro_step == gradient_accumulation_steps - 1
             X, Y = get_batch('train', rank, iter_num + last, 0 if last else micro_step + 1)
@@ -457,6 +581,21 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
         if grad_clip != 0.0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # Before the step, every rank agrees on how this iteration ends: a NaN or infinite loss on any
+        # rank (then no step, and nothing saved after it), a stop request, a save request. This is the
+        # one wait for the GPU an iteration has: the loss for the log line comes with it, and under
+        # DDP it is one all_reduce, as the stop request alone took before. (float16's GradScaler
+        # skipping a step for inf gradients is not this: it looks at the gradients, this at the loss.)
+        stop_now, save_now, save_requested = stop_signal, save_requested, False # later signals: next iteration
+        if ddp:
+            flags = torch.tensor([stop_now, save_now, 0], dtype=torch.float32, device=device)
+            flags[2] = torch.isfinite(loss_sum).logical_not()
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            stop_now, save_now, nonfinite_elsewhere = map(int, flags.tolist())
+        lossf = loss_sum.item()
+        if not math.isfinite(lossf) or (ddp and nonfinite_elsewhere):
+            failure = f'non-finite loss at iter {iter_num}'
+            break
         # step the optimizer and scaler if training in fp16
         scaler.step(optimizer)
         scaler.update()
@@ -468,9 +607,6 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
         dt = t1 - t0
         t0 = t1
         if iter_num % log_interval == 0 and master_process:
-            # get loss as float. note: this is a CPU-GPU sync point
-            # scale up to undo the division above, approximating the true total loss (exact would have been a sum)
-            lossf = loss.item() * gradient_accumulation_steps
             flops, _ = raw_model.estimate_mfu(batch_size * gradient_accumulation_steps, dt, peak) # per device
             if local_iter_num >= 5: # let the training loop settle a bit
                 running_flops = flops if running_flops < 0 else 0.9 * running_flops + 0.1 * flops
@@ -482,24 +618,27 @@ with logger: # an exception ends the log with status "failed: ..." and goes on u
         iter_num += 1
         local_iter_num += 1
 
-        if ddp: # every rank stops at the same iteration, whichever got the signal
-            flag = torch.tensor([stop_signal], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop_signal = stop_signal or int(flag.item())
-        if stop_signal:
-            stopped = True
+        if stop_now: # every rank stops at the same iteration, whichever got the signal
+            stop_signal, stopped = stop_now, True
             break
+        if save_now: # SIGUSR1 on any rank
+            report(f'SIGUSR1: saving a checkpoint at iter {iter_num}, training goes on')
+            save_checkpoint()
 
+    if failure: # the last good checkpoint stays as it is
+        report(f'{saved_path} (iter {saved_iter}) is intact: resume from it, with a lower --learning_rate for instance'
+               if saved_path else 'no checkpoint was saved before it')
+        fail(failure)
     if stopped:
-        if master_process and local_iter_num > 0: # an evaluation-only run has nothing new to save
+        if local_iter_num > 0: # an evaluation-only run has nothing new to save
             save_checkpoint()
         how = stop_statuses[stop_signal]
-        resume = f'; continue with --init_from=resume --out_dir={out_dir}' if os.path.exists(ckpt_path) else ''
+        resume = f'; continue with --init_from=resume --out_dir={out_dir}' if find_checkpoints(out_dir) else ''
         report(f'{how} at iter {iter_num}{resume}')
         logger.close(status=how)
 
 if ddp:
-    dist.barrier() # no rank leaves while rank 0 still writes its checkpoint
+    dist.barrier() # every rank leaves together
     dist.destroy_process_group()
 if stop_signal:
     sys.exit(128 + stop_signal)

@@ -45,7 +45,7 @@ def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, ne
     (['--warmup_iters=100'], 'lr_decay_iters must be greater than warmup_iters when decay_lr=True, '
                              'got lr_decay_iters=100, warmup_iters=100, decay_lr=True'),
     (['--min_lr=0.1'], 'min_lr must not exceed learning_rate when decay_lr=True'),
-    (['--init_from=gpt3'], "init_from must be 'scratch', 'resume' or one of gpt2,"),
+    (['--init_from=gpt3'], "init_from must be 'scratch', 'resume', 'auto' or one of gpt2,"),
     (['--out_dir='], "out_dir must not be empty, got ''"),
     (['--out_dir=data/tiny/train.bin'], "out_dir 'data/tiny/train.bin' cannot be a directory"),
     (['--device=gpu'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
@@ -99,6 +99,9 @@ def test_a_bad_value_of_any_key_is_refused_in_one_line_and_leaves_no_files(workd
     ({'block_size': 2048, 'init_from': 'gpt2-xl'}, 'block_size must be at most 1024 with GPT-2 weights'),
     ({'block_size': 2048, 'init_from': 'scratch'}, None),
     ({'init_from': 'gpt2-medium'}, None),
+    ({'init_from': 'auto'}, None),
+    ({'ddp_timeout': 0}, 'ddp_timeout must be > 0 (seconds), got 0'),
+    ({'ddp_timeout': 1}, None),
     ({'out_dir': ' '}, "out_dir must not be empty, got ' '"),
     ({'log_dir': '', 'file_logging': True}, 'log_dir must not be empty when file_logging=True'),
     ({'log_dir': '', 'file_logging': False}, None),

@@ -30,7 +30,7 @@ def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(w
     run = read_log(logs[0])
     assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 3, 6]
     assert any('world_size: 2' in m.text and 'backend: gloo' in m.text for m in run.messages)
-    assert os.listdir(workdir / 'out') == ['ckpt.pt']
+    assert sorted(os.listdir(workdir / 'out')) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']
     assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 6
     # rank 1 prints nothing of its own: every console line comes once
     assert r.stdout.count('step 6: train loss') == 1

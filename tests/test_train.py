@@ -83,7 +83,9 @@ def test_checkpoint_has_clean_keys_the_best_val_loss_and_is_logged(trained):
     assert ckpt['log'] == os.path.basename(logs_in(workdir)[0])  # what a resumed run's log continues
     saves = [m.text for m in run.messages if m.text.startswith('saving checkpoint')]
     assert saves == [f'saving checkpoint to {os.path.join("out", "ckpt.pt")} at iter {i}' for i in (4, 8)]
-    assert os.listdir(workdir / 'out') == ['ckpt.pt']  # no temporary file left behind
+    # no temporary file left behind; the checkpoint before the last is kept, and both have their sha256
+    assert sorted(os.listdir(workdir / 'out')) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']
+    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == 4
 
 
 def test_best_val_loss_is_never_replaced_by_a_worse_one(workdir):
@@ -103,6 +105,7 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
     before = (workdir / 'out' / 'ckpt.pt').read_bytes()
     r = script('train.py', *TINY, '--max_iters=8', cwd=workdir)
     assert r.returncode == 2 and '--init_from=resume' in r.stderr and len(r.stderr.splitlines()) == 1
+    assert '--init_from=auto' in r.stderr  # the same command line for every restart of a job
     assert (workdir / 'out' / 'ckpt.pt').read_bytes() == before
     assert len(logs_in(workdir)) == 1
 
@@ -128,11 +131,18 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(trained_
     ''')
     r = script('-c', launcher, os.path.join(ROOT, 'train.py'), *TINY, '--init_from=resume',
                '--max_iters=12', '--eval_interval=4', cwd=workdir)
-    assert r.returncode != 0
+    assert r.returncode == 1
     assert ckpt_path.read_bytes() == before
     assert torch.load(ckpt_path, weights_only=False)['iter_num'] == 8
     failed = read_log(logs_in(workdir)[-1])
-    assert failed.status.startswith('failed: ') and failed.steps[-1].iter == 12
+    assert failed.steps[-1].iter == 12
+    # the footer names the error and the file; the log and stderr say what is kept; no traceback
+    saving = f'(saving {os.path.join("out", "ckpt.pt")})'
+    assert failed.status == f'failed: OSError: [Errno 27] File too large {saving}'
+    assert f'{os.path.join("out", "ckpt.pt")} (iter 8) is kept to resume from' in [m.text for m in failed.messages]
+    assert r.stderr == f'train.py: {failed.status}\n'
+    assert sorted(os.listdir(workdir / 'out')) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']  # no *.tmp
+    assert torch.load(workdir / 'out' / 'ckpt_prev.pt', weights_only=False)['iter_num'] == 4
 
 
 def git(*args, cwd):
@@ -144,7 +154,7 @@ def git(*args, cwd):
 def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(workdir):
     code = workdir / 'code'  # a copy of the project's scripts: a checkout of its own, then none
     code.mkdir()
-    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py'):
+    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py', 'checkpoint.py'):
         shutil.copy(os.path.join(ROOT, name), code)
     git('init', '-q', cwd=code)
     git('add', '.', cwd=code)
@@ -178,7 +188,7 @@ def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_fo
     assert run.status == 'completed' and [s.iter for s in run.steps] == [0, 2, 4]
     assert (run.config['dataset'], run.config['device'], run.config['compile']) == ('shakespeare_char', 'auto', 'auto')
     assert run.config['n_layer'] == (6 if torch.cuda.is_available() else 4)  # sized for the device
-    assert os.listdir(workdir / run.config['out_dir']) == ['ckpt.pt']
+    assert sorted(os.listdir(workdir / run.config['out_dir'])) == ['ckpt.pt', 'ckpt.sha256', 'ckpt_prev.pt']
 
 
 def test_file_logging_false_and_log_dir_move_the_log(workdir):
