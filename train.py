@@ -51,6 +51,7 @@ eval_interval = 2000
 log_interval = 1
 eval_iters = 200
 eval_only = False # if True, script exits right after the first eval
+eval_on_start = True # evaluate before the first iteration too (False: a short run spends its time training)
 eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
 always_save_checkpoint = True # if True, always save a checkpoint after each eval
 keep_previous_checkpoint = True # keep the checkpoint that ckpt.pt replaces as ckpt_prev.pt, to fall back on if ckpt.pt is damaged (twice the disk)
@@ -535,7 +536,7 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
             param_group['lr'] = lr * param_group.get('lr_scale', 1.0) # Muon's group has its own
 
         # evaluate the loss on train/val sets, log and write checkpoints
-        evaluate = iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only
+        evaluate = (iter_num % eval_interval == 0 and (local_iter_num > 0 or eval_on_start)) or iter_num >= max_iters or eval_only
         losses = estimate_loss() if evaluate else None
         if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
             report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '

@@ -210,11 +210,10 @@ def flip_a_byte(path):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize('damage', [truncate, flip_a_byte], ids=['truncated', 'one-byte-flipped'])
-def test_a_damaged_checkpoint_falls_back_to_the_previous_or_is_refused_in_one_line(workdir, damage):
+def test_a_damaged_checkpoint_falls_back_to_the_previous_or_is_refused_in_one_line(workdir):
     train_to_8(workdir)
     out = workdir / 'out'
-    damage(out / 'ckpt.pt')
+    flip_a_byte(out / 'ckpt.pt')
     sampled = script('sample.py', '--device=cpu', '--num_samples=1', '--max_new_tokens=5', cwd=workdir)
     assert sampled.returncode == 0 and f'using {PREV} instead' in sampled.stderr
 
@@ -228,8 +227,8 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_or_is_refused_in_one_li
     iters = {name: torch.load(out / name, weights_only=False)['iter_num'] for name in ('ckpt.pt', 'ckpt_prev.pt')}
     assert iters == {'ckpt.pt': 12, 'ckpt_prev.pt': 8}
 
-    damage(out / 'ckpt.pt')
-    damage(out / 'ckpt_prev.pt')
+    truncate(out / 'ckpt.pt')  # a copy cut short: found by its sha256 as a flipped byte is
+    flip_a_byte(out / 'ckpt_prev.pt')
     r = script('train.py', *TINY, '--init_from=auto', '--max_iters=16', cwd=workdir)
     assert_refused(r, f'{CKPT} is damaged', f'{PREV} is damaged')
     assert len(logs_in(workdir)) == 2

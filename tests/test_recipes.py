@@ -83,9 +83,9 @@ def test_zero_init_with_an_untied_head_starts_at_the_loss_of_a_uniform_guess(wor
     assert step.train_loss == step.val_loss == round(math.log(VOCAB), 4)
 
 
-def test_eval_stride_gives_the_loss_over_those_val_windows(workdir):
+def test_eval_stride_gives_the_loss_over_those_val_windows_and_eval_on_start_false_skips_step_0(workdir):
     r = script('train.py', *TINY, '--eval_stride=8', '--max_iters=4', '--eval_interval=4',
-               '--always_save_checkpoint=True', cwd=workdir)
+               '--always_save_checkpoint=True', '--eval_on_start=False', cwd=workdir)
     assert r.returncode == 0, r.stderr
     ckpt = load(workdir / 'out' / 'ckpt.pt')
     model = GPT(GPTConfig(**ckpt['model_args']))
@@ -95,7 +95,7 @@ def test_eval_stride_gives_the_loss_over_those_val_windows(workdir):
     with torch.no_grad():
         _, loss = model(x, y)
     steps = read_log(logs_in(workdir)[0]).steps
-    assert steps[-1].iter == 4 and steps[-1].val_loss == round(loss.item(), 4)
+    assert [s.iter for s in steps] == [4] and steps[-1].val_loss == round(loss.item(), 4)
     # the same windows every time: a second evaluation of the same weights agrees to the digit
     again = script('train.py', *TINY, '--eval_stride=8', '--init_from=resume', '--eval_only=True',
                    cwd=workdir)
