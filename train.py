@@ -392,7 +392,8 @@ def estimate_loss():
     eval_model.eval()
     sums = [split_sums(eval_model, split) for split in ['train', 'val']]
     eval_model.train()
-    train_total, train_count, val_total, val_count, cut = [x for s in sums for x in s or (0.0, 0)] + [None in sums]
+    cut = None in sums
+    (train_total, train_count), (val_total, val_count) = [s or (0.0, 0) for s in sums]
     if ddp: # the sums of every rank's share; cut short on any rank is cut short on all
         totals = torch.tensor([train_total, train_count, val_total, val_count, cut], dtype=torch.float64, device=device)
         dist.all_reduce(totals)
