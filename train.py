@@ -429,12 +429,17 @@ def get_lr(it):
     # 1) linear warmup for warmup_iters steps
     if it < warmup_iters:
         return learning_rate * (it + 1) / (warmup_iters + 1)
-    # 2) if it > lr_decay_iters, return min learning rate
-    if it > lr_decay_iters:
+    # 2) from lr_decay_iters on, min learning rate. nanoGPT's test is `it > lr_decay_iters`, where
+    # the cosine below already gives min_lr; >= also covers lr_decay_iters == warmup_iters (warmup,
+    # then min_lr), where the cosine would divide by zero. With lr_decay_iters < warmup_iters the
+    # run warms up and then holds min_lr, as nanoGPT's does.
+    if it >= lr_decay_iters:
         return min_lr
-    # 3a) wsd: hold the top rate, then decay linearly to min_lr over the last warmdown_iters
+    # 3a) wsd: hold the top rate, then decay linearly to min_lr over the last warmdown_iters (or
+    # all the iterations after warmup, where warmdown_iters is longer: a shortened config still runs)
     if lr_schedule == 'wsd':
-        decay_ratio = min(1.0, (lr_decay_iters - it) / warmdown_iters) if warmdown_iters else 1.0
+        warmdown = min(warmdown_iters, lr_decay_iters - warmup_iters)
+        decay_ratio = min(1.0, (lr_decay_iters - it) / warmdown) if warmdown else 1.0
         return min_lr + decay_ratio * (learning_rate - min_lr)
     # 3b) in between, use cosine decay down to min learning rate
     decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
