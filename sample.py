@@ -6,7 +6,6 @@ $ python sample.py --out_dir=out-shakespeare-char-cpu --start="ROMEO:" --num_sam
 $ python sample.py --init_from=gpt2 --start=FILE:prompt.txt
 """
 import os
-import pickle
 import sys
 from contextlib import nullcontext
 
@@ -14,6 +13,7 @@ import torch
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from configurator import check, configure, die, resolve
+from data.dataset import DatasetError, read_meta
 from model import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
@@ -83,8 +83,10 @@ if compile:
 # a character-level dataset's meta.pkl maps characters to ids; without one the ids are GPT-2's
 meta = None
 if meta_path and os.path.exists(meta_path):
-    with open(meta_path, 'rb') as f:
-        meta = pickle.load(f)
+    try: # plain data only: a downloaded or shared dataset folder must not run code here
+        meta = read_meta(meta_path)
+    except DatasetError as e:
+        die(e)
 if meta and 'stoi' in meta:
     stoi, itos = meta['stoi'], meta['itos']
     unknown = sorted(set(start) - set(stoi))

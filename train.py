@@ -22,7 +22,6 @@ import hashlib
 import importlib.util
 import math
 import os
-import pickle
 import platform
 import shlex
 import signal
@@ -40,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, write_checkpoint
 from configurator import GPT2_MODELS, check, configure, die, resolve
+from data.dataset import DatasetError, read_meta
 from logger import LogDirError, TrainingLogger, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
 
@@ -139,8 +139,10 @@ for split in ('train', 'val'):
 meta_path = os.path.join(data_dir, 'meta.pkl')
 meta, meta_vocab_size = {}, None
 if os.path.exists(meta_path):
-    with open(meta_path, 'rb') as f:
-        meta = pickle.load(f)
+    try: # plain data only: a downloaded or shared dataset folder must not run code here
+        meta = read_meta(meta_path)
+    except DatasetError as e:
+        die(e)
     meta_vocab_size = meta['vocab_size']
 existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
 while not os.path.exists(existing):

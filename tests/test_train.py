@@ -1,4 +1,5 @@
 """train.py and sample.py end to end on a tiny model: the log, checkpoints and samples they leave."""
+import glob
 import importlib.util
 import os
 import re
@@ -156,6 +157,9 @@ def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(wor
     code.mkdir()
     for name in ('train.py', 'model.py', 'configurator.py', 'logger.py', 'checkpoint.py'):
         shutil.copy(os.path.join(ROOT, name), code)
+    (code / 'data').mkdir()
+    for path in glob.glob(os.path.join(ROOT, 'data', '*.py')):  # the data modules train.py imports
+        shutil.copy(path, code / 'data')
     git('init', '-q', cwd=code)
     git('add', '.', cwd=code)
     git('commit', '-q', '-m', 'x', cwd=code)
