@@ -13,7 +13,7 @@ import torch
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from configurator import check, configure, die, resolve
-from data.dataset import DatasetError, read_meta
+from data.dataset import DatasetError, dataset_tokenizer, read_meta
 from model import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
@@ -80,31 +80,25 @@ model.to(device)
 if compile:
     model = torch.compile(model) # requires PyTorch 2.0 (optional)
 
-# a character-level dataset's meta.pkl maps characters to ids; without one the ids are GPT-2's
+# the dataset's tokenizer, from its meta.pkl: characters, GPT-2's BPE or one trained on it; GPT-2's
+# for OpenAI's weights and for datasets without a meta.pkl (nanoGPT's openwebtext and shakespeare)
 meta = None
-if meta_path and os.path.exists(meta_path):
-    try: # plain data only: a downloaded or shared dataset folder must not run code here
+try: # plain data only: a downloaded or shared dataset folder must not run code here
+    if meta_path and os.path.exists(meta_path):
         meta = read_meta(meta_path)
-    except DatasetError as e:
-        die(e)
-if meta and 'stoi' in meta:
-    stoi, itos = meta['stoi'], meta['itos']
-    unknown = sorted(set(start) - set(stoi))
-    if unknown:
-        die(f'the start text has characters this model never saw: {"".join(unknown)!r}')
-    encode = lambda s: [stoi[c] for c in s]
-    decode = lambda l: ''.join([itos[i] for i in l])
-else:
-    if model.config.vocab_size < 50257:
+    elif model.config.vocab_size < 50257:
         die(f'this model has a {model.config.vocab_size}-token vocabulary but {meta_path} is missing: '
-            'it is needed to decode its characters')
-    from data.bpe import gpt2_encoding
-    enc = gpt2_encoding()
-    encode = lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})
-    decode = lambda l: enc.decode(l)
+            'it is needed to decode its tokens')
+    tokenizer = dataset_tokenizer(meta_path and os.path.dirname(meta_path), meta)
+except DatasetError as e:
+    die(e)
+try:
+    start_ids = tokenizer.encode(start, special=True).tolist()
+except ValueError as e: # a character the char vocabulary lacks
+    die(f'the start text has characters this model never saw: {e}')
+decode = tokenizer.decode
 
-# encode the beginning of the prompt
-start_ids = encode(start)
+# the beginning of the prompt
 x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
 
 # run generation

@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, write_checkpoint
 from configurator import GPT2_MODELS, check, configure, die, resolve
-from data.dataset import DatasetError, read_meta
+from data.dataset import DatasetError, dataset_tokenizer, provenance, read_meta, token_dtype_of
 from logger import LogDirError, TrainingLogger, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
 
@@ -128,22 +128,26 @@ if gradient_accumulation_steps % world_size != 0:
         f'{world_size}; use a multiple of {world_size}')
 gradient_accumulation_steps //= world_size
 data_dir = os.path.join('data', dataset)
+meta_path = os.path.join(data_dir, 'meta.pkl')
+meta, meta_vocab_size = {}, None
+try: # plain data only: a downloaded or shared dataset folder must not run code here
+    if os.path.exists(meta_path):
+        meta = read_meta(meta_path)
+        meta_vocab_size = meta['vocab_size']
+    token_bytes = torch.from_numpy(dataset_tokenizer(data_dir, meta).token_bytes()) # UTF-8 bytes of each id: val_bpb
+except DatasetError as e:
+    die(e)
+data_dtype = token_dtype_of(meta) # uint16, or uint32 for a vocabulary that needs it
 tokens = {}
 for split in ('train', 'val'):
     path = os.path.join(data_dir, f'{split}.bin')
     if not os.path.exists(path):
-        die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
-    tokens[split] = len(np.memmap(path, dtype=np.uint16, mode='r'))
+        die(f'{path} not found: prepare the data first with `python data/prepare.py YOUR_TEXT --dataset={dataset}`'
+            + (f', or with `python {data_dir}/prepare.py`'
+               if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), data_dir, 'prepare.py')) else ''))
+    tokens[split] = len(np.memmap(path, dtype=data_dtype, mode='r'))
     if tokens[split] <= block_size:
         die(f'{path} holds too few tokens for block_size={block_size}')
-meta_path = os.path.join(data_dir, 'meta.pkl')
-meta, meta_vocab_size = {}, None
-if os.path.exists(meta_path):
-    try: # plain data only: a downloaded or shared dataset folder must not run code here
-        meta = read_meta(meta_path)
-    except DatasetError as e:
-        die(e)
-    meta_vocab_size = meta['vocab_size']
 existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
 while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -268,7 +272,8 @@ logger.log(f'python {platform.python_version()}, torch {torch.__version__}, nump
 if logger.path and (code := code_version()):
     logger.log(f'code: git {code}')
 logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
-           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens")
+           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens"
+           + ''.join(f', {label} {text}' for label, text in provenance(meta)))
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
        f'backend: {backend if ddp else "none"}')
 report(f'tokens per iteration will be: {tokens_per_iter:,}')
@@ -283,6 +288,7 @@ if master_process:
 torch.manual_seed(seed + seed_offset)
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+token_bytes = token_bytes.to(device)
 ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
 ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
 
@@ -291,7 +297,7 @@ ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=de
 def get_batch(split, *key):
     # recreate np.memmap every batch to avoid a memory leak, as per
     # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
-    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r')
+    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=data_dtype, mode='r')
     digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
     g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
@@ -395,28 +401,35 @@ def estimate_loss():
     sums = [split_sums(eval_model, split) for split in ['train', 'val']]
     eval_model.train()
     cut = None in sums
-    (train_total, train_count), (val_total, val_count) = [s or (0.0, 0) for s in sums]
+    (train_total, train_count, _), (val_total, val_count, val_bytes) = [s or (0.0, 0, 0) for s in sums]
     if ddp: # the sums of every rank's share; cut short on any rank is cut short on all
-        totals = torch.tensor([train_total, train_count, val_total, val_count, cut], dtype=torch.float64, device=device)
+        totals = torch.tensor([train_total, train_count, val_total, val_count, val_bytes, cut], dtype=torch.float64,
+                              device=device)
         dist.all_reduce(totals)
-        train_total, train_count, val_total, val_count, cut = totals.tolist()
+        train_total, train_count, val_total, val_count, val_bytes, cut = totals.tolist()
         if cut: # every rank stops, under the name of the signal that cut it short
             signum = torch.tensor([stop_signal], device=device)
             dist.all_reduce(signum, op=dist.ReduceOp.MAX)
             stop_signal = int(signum.item())
-    return None if cut else {'train': train_total / train_count, 'val': val_total / val_count}
+    if cut:
+        return None
+    # bits per byte: the val loss in bits, over the UTF-8 bytes of the text the targets spell, which
+    # compares models whatever their tokenizer (every window has block_size targets)
+    val_bpb = val_total * block_size / math.log(2) / val_bytes if val_bytes else None
+    return {'train': train_total / train_count, 'val': val_total / val_count, 'val_bpb': val_bpb}
 
 def split_sums(eval_model, split):
-    """(the sum of the losses of this rank's windows, how many windows), or None when cut short."""
+    """(the sum of the losses of this rank's windows, how many windows, the bytes their targets
+    spell), or None when cut short."""
     if split == 'val' and eval_stride:
         # the same windows every time: no sampling noise between evaluations, or between runs
-        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
+        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=data_dtype, mode='r')
         starts = np.arange(0, len(data) - block_size, eval_stride)
         chunks = np.array_split(starts, math.ceil(len(starts) / batch_size))
         batches = (windows(data, chunk) for chunk in chunks[rank::world_size])
     else:
         batches = (get_batch(split, 'eval', k) for k in range(rank, eval_iters, world_size))
-    total, count = 0.0, 0
+    total, count, nbytes = 0.0, 0, 0
     for X, Y in batches:
         if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
             return None
@@ -424,7 +437,8 @@ def split_sums(eval_model, split):
             logits, loss = eval_model(X, Y)
         total += loss.item() * len(X) # every window has block_size targets: equal weights
         count += len(X)
-    return total, count
+        nbytes += token_bytes[Y].sum()
+    return total, count, int(nbytes)
 
 # learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):
@@ -551,16 +565,19 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
                    f'no step logged')
             stopped = True # at the end of this iteration, on every rank
         if losses is not None:
+            bpb = losses.pop('val_bpb')
             if master_process:
-                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                      + (f', val bpb {bpb:.4f}' if bpb is not None else ''))
                 mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
                 tflops = running_flops / 1e12 if running_flops > 0 else None
                 extra = {} if tflops is None else {'tflops': float(f'{tflops:.4g}')}
                 logger.log_step(iter_num, losses['train'], losses['val'], lr=float(f'{lr:.6g}'),
-                                mfu=None if mfu is None else round(mfu, 2), **extra)
+                                mfu=None if mfu is None else round(mfu, 2), **extra,
+                                val_bpb=None if bpb is None else round(bpb, 4))
                 if wandb_log:
                     wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'],
-                               'lr': lr, 'mfu': mfu})
+                               'val/bpb': bpb, 'lr': lr, 'mfu': mfu})
             if not all(map(math.isfinite, losses.values())): # the weights are broken: never save them
                 failure = f'non-finite loss at iter {iter_num} (evaluation)'
                 break

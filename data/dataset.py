@@ -7,8 +7,14 @@ dataset folder is the kind of thing people download or share. nanoGPT's meta.pkl
 itos, stoi) are plain data and load as before.
 
     meta = read_meta('data/shakespeare_char/meta.pkl')   # raises DatasetError, one line
+    tokens = np.memmap('data/shakespeare_char/train.bin', dtype=token_dtype_of(meta), mode='r')
+    tokenizer = dataset_tokenizer('data/shakespeare_char', meta)  # encode, decode, token_bytes
 """
 import pickle
+
+import numpy as np
+
+from data.tokenizer import load_tokenizer
 
 
 class DatasetError(Exception):
@@ -41,3 +47,35 @@ def read_meta(path):
     if not isinstance(meta, dict) or not isinstance(meta.get('vocab_size'), int):
         raise DatasetError(f'{path} is not a dataset meta.pkl: it has no vocab_size')
     return meta
+
+
+def token_dtype_of(meta):
+    """The dtype of the dataset's token files: what meta.pkl records, else uint16 (nanoGPT's and
+    this project's older datasets, whose vocabularies all fit)."""
+    return np.dtype((meta or {}).get('dtype', 'uint16'))
+
+
+def dataset_tokenizer(data_dir, meta):
+    """The dataset's tokenizer (GPT-2's where there is no meta.pkl), or DatasetError in one line."""
+    try:
+        return load_tokenizer(data_dir, meta)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise DatasetError(f'the tokenizer of {data_dir} cannot be loaded: {" ".join(str(e).split())[:300]}') from None
+
+
+def provenance(meta):
+    """What data/prepare.py recorded of a dataset's making, as (label, text) pairs; fewer for
+    nanoGPT's datasets and this project's older ones, which recorded less."""
+    parts = []
+    if 'tokenizer' in meta or 'stoi' in meta:
+        name = meta.get('tokenizer', 'char' if 'stoi' in meta else 'gpt2')
+        parts.append(('tokenizer', f"{name} ({meta['vocab_size']:,} tokens, {token_dtype_of(meta)})"))
+    if 'files' in meta:
+        parts.append(('sources', f"{meta['files']:,} files, {meta['bytes'] / 1e6:,.1f} MB, sha256 {meta['sha256']}"))
+    if meta.get('split') == 'position':
+        parts.append(('documents', '1, split by position (its end is val)'))
+    elif 'documents' in meta:
+        parts.append(('documents', f"{meta['documents']['train']:,} train, {meta['documents']['val']:,} val"))
+    if meta.get('skipped'):
+        parts.append(('skipped', ', '.join(f'{what}: {n:,}' for what, n in meta['skipped'].items())))
+    return parts

@@ -66,11 +66,12 @@ def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
     assert all('lr' in s.metrics and 'mfu' not in s.metrics for s in run.steps)  # no peak known on a CPU
     tokens = [os.path.getsize(workdir / 'data' / 'tiny' / f'{split}.bin') // 2 for split in ('train', 'val')]
     assert f'data: {os.path.join("data", "tiny")}, source not recorded, train {tokens[0]:,} tokens, ' \
-           f'val {tokens[1]:,} tokens' in texts
+           f'val {tokens[1]:,} tokens, tokenizer char ({len(set(TEXT))} tokens, uint16)' in texts
     assert run.steps[-1].val_loss < run.steps[0].val_loss
     assert run.status == 'completed'
     # console output goes on as nanoGPT users know it
-    assert re.search(r'^step 8: train loss \d+\.\d{4}, val loss \d+\.\d{4}$', r.stdout, re.M)
+    # nanoGPT's console line, which people grep, then the val loss in bits per byte
+    assert re.search(r'^step 8: train loss \d+\.\d{4}, val loss \d+\.\d{4}, val bpb \d+\.\d{4}$', r.stdout, re.M)
     assert re.search(r'^iter 7: loss \d+\.\d{4}, time ', r.stdout, re.M)
 
 
