@@ -8,7 +8,7 @@ A permanent, human-readable record of a training run, in one plain text file.
     logger.close()                              # footer with how the run ended
 
 Standard library only, so any script can import it. The format is a contract that
-people grep and parse (see README.md, "Logging"); read_log() at the bottom reads it back.
+people grep and parse (see docs/logging.md); read_log() at the bottom reads it back.
 Writing is best-effort in the way the stdlib's logging is: a failing disk costs log lines,
 never the training run.
 """

@@ -2,7 +2,7 @@
 # layers, 128 wide, 64 characters of context), trained with the fast recipe: Muon for the
 # blocks' matrices, rotary embeddings, QK-norm, a logit softcap and a warmup / constant /
 # linear-decay schedule. On tiny shakespeare it reaches nanoGPT's
-# 2000-iteration val loss (about 1.90) in a fraction of the time: README, "The fast recipe".
+# 2000-iteration val loss (about 1.90) in a fraction of the time: docs/training.md, "The fast recipe".
 
 out_dir = 'out-shakespeare-char-cpu'
 eval_interval = 200 # evaluate at the end only: an evaluation of all of val costs 30 iterations here

@@ -701,11 +701,10 @@ def test_follow_refuses_what_is_not_a_log_and_says_when_there_is_none(tmp_path):
     assert result.returncode == 1 and 'no training logs' in result.stderr
 
 
-def test_readme_shows_every_command_the_pandas_recipe_and_the_report_screenshot():
-    readme = open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read()
-    section = readme.split('## Comparing runs', 1)[1].split('\n## ', 1)[0]
+def test_runs_page_shows_every_command_the_pandas_recipe_and_the_report_screenshot():
+    section = open(os.path.join(ROOT, 'docs', 'runs.md'), encoding='utf-8').read()
     for needed in ('runs.py report', 'runs.py export', 'runs.py follow', 'run,time,iter,metric,value',
-                   'pd.read_csv', '+1 resumed', 'killed', 'ended', '](docs/report.webp)', '](docs/loss_curves.svg)'):
+                   'pd.read_csv', '+1 resumed', 'killed', 'ended', '](report.webp)', '](loss_curves.svg)'):
         assert needed in section, needed
     for image in ('docs/report.webp', 'docs/loss_curves.svg'):
         assert os.path.getsize(os.path.join(ROOT, image)) > 10_000
