@@ -2,8 +2,9 @@
 A corpus as a stream of documents: the files under the paths a user names, read one document at a
 time whatever their format. data/prepare.py tokenizes what this yields.
 
-    files = find_files(['books/', 'web/*.jsonl.zst'], stats)
-    for text, where, last in read_documents(files[0], 'text', stats): ...
+    stats = Stats()
+    files = find_files(['books/', 'web/*.jsonl.zst'], stats)   # [(path, size)]
+    for text, where, last in read_documents(files[0][0], 'text', stats): ...
 
 Formats, by extension (after .gz or .zst, which are decompressed as a stream):
 - .jsonl: one document per line, from the field text_key
@@ -22,9 +23,10 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 
-PIECE = 8 << 20  # bytes of text handed on at a time: what a document costs in memory, at most
+PIECE = 8 << 20  # characters of text handed on at a time: what a document costs in memory, at most
 SNIFF = 8192  # bytes looked at for a NUL, as git does to tell binary files
 UNREADABLE = {'.bz2', '.xz', '.lzma', '.zip', '.7z', '.rar', '.tar', '.tgz', '.pdf', '.doc', '.docx', '.odt',
               '.epub', '.xls', '.xlsx', '.ppt', '.pptx'}
@@ -35,21 +37,26 @@ class CorpusError(Exception):
 
 
 class Stats:
-    """What reading the corpus met: the bytes read (for progress) and what was skipped, and why."""
+    """What reading the corpus met: what was skipped and why, and the bytes read so far (of the
+    files as they are on disk, compressed or not), for progress."""
 
     def __init__(self):
-        self.bytes_read = 0
         self.skipped = collections.Counter()  # 'binary files': 3, ...
         self.replaced = set()  # files with invalid UTF-8, decoded with replacement
-        self.binary = []  # files found to be binary, and skipped
+        self.binary = set()  # files found to be binary, and skipped
+        self.done, self.raw = 0, None  # the bytes of the files read whole; the file being read
+
+    @property
+    def bytes_read(self):
+        return self.done + (self.raw.tell() if self.raw is not None and not self.raw.closed else 0)
 
 
 # ---------------------------------------------------------------------- finding the files
 
 def find_files(paths, stats):
-    """The files that paths name (files, folders searched recursively, globs), each once, in a
-    deterministic order: the paths' order, and sorted within a folder or a glob. Hidden files and
-    folders (a name starting with '.') inside a folder are skipped and counted."""
+    """[(path, size)] of the files that paths name (files, folders searched recursively, globs),
+    each once, in a deterministic order: the paths' order, and sorted within a folder or a glob.
+    Hidden files and folders (a name starting with '.') inside a folder are skipped and counted."""
     found = []
     for path in paths:
         if os.path.isdir(path):
@@ -70,10 +77,10 @@ def find_files(paths, stats):
             raise CorpusError(f'{path}: no such file or folder')
     seen, files = set(), []
     for path in found:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            files.append(path)
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:  # a file named twice is read once
+            seen.add((st.st_dev, st.st_ino))
+            files.append((path, st.st_size))
     if not files:
         raise CorpusError(f'no file found in {", ".join(paths)}')
     return files
@@ -87,16 +94,16 @@ def walk(folder, stats):
             stats.skipped['hidden folders'] += len(hidden)
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
         for name in sorted(names):
-            path = os.path.join(root, name)
             if name.startswith('.'):
                 stats.skipped['hidden files'] += 1
-            elif os.path.isfile(path) and check_readable(path, explicit=False, stats=stats):
-                files.append(path)
+            elif check_readable(name, explicit=False, stats=stats):
+                files.append(os.path.join(root, name))
     return files
 
 
 def split_name(path):
-    """(format, compression) from the file name: 'jsonl', 'parquet' or 'text'; None, '.gz' or '.zst'."""
+    """(format, compression) from the file name: 'jsonl', 'parquet', 'text' or 'unreadable'; None,
+    '.gz' or '.zst'."""
     base, ext = os.path.splitext(path.lower())
     compression = ext if ext in ('.gz', '.zst') else None
     if compression:
@@ -119,46 +126,6 @@ def check_readable(path, explicit, stats=None):
 
 # ---------------------------------------------------------------------- reading the documents
 
-class Counted(io.RawIOBase):
-    """A file's raw bytes, counted into stats.bytes_read as they are read (progress and ETA)."""
-
-    def __init__(self, f, stats):
-        self.f, self.stats = f, stats
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def seek(self, offset, whence=io.SEEK_SET):  # parquet reads its footer first
-        return self.f.seek(offset, whence)
-
-    def tell(self):
-        return self.f.tell()
-
-    def readinto(self, buffer):
-        n = self.f.readinto(buffer)
-        self.stats.bytes_read += n or 0
-        return n
-
-    def close(self):
-        self.f.close()
-        super().close()
-
-
-def open_bytes(path, stats):
-    """A binary stream of the file's content, decompressed as it is read."""
-    compression = split_name(path)[1]
-    raw = io.BufferedReader(Counted(open(path, 'rb', buffering=0), stats), 1 << 20)
-    if compression == '.gz':
-        return gzip.GzipFile(fileobj=raw)
-    if compression == '.zst':
-        import zstandard  # only for .zst files
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20)
-    return raw
-
-
 replacements = 0  # invalid UTF-8 sequences decoded as U+FFFD so far
 
 
@@ -171,19 +138,21 @@ def replace(error):
 codecs.register_error('corpus_replace', replace)
 
 
-def decoder():
-    """An incremental UTF-8 decoder that puts U+FFFD for invalid bytes, and counts them."""
-    return codecs.getincrementaldecoder('utf-8')(errors='corpus_replace')
-
-
 def read_documents(path, text_key, stats, scratch=None, explicit=False):
     """(text, where, last) for each document of the file, in order. where names the file, and the
     line or row; last is False for all but the last piece of a large text document. A compressed
     parquet file is unpacked into an unnamed temporary file in scratch (parquet reads by seeking)."""
-    kind = split_name(path)[0]
+    kind, compression = split_name(path)
     before = replacements
     try:
-        with open_bytes(path, stats) as f:
+        with open(path, 'rb') as raw:
+            stats.raw = raw
+            f = raw
+            if compression == '.gz':
+                f = gzip.GzipFile(fileobj=raw)
+            elif compression == '.zst':
+                import zstandard  # only for .zst files
+                f = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 20)
             if kind == 'parquet':
                 yield from read_parquet(f, path, text_key, stats, scratch)
             elif kind == 'jsonl':
@@ -194,22 +163,43 @@ def read_documents(path, text_key, stats, scratch=None, explicit=False):
         raise
     except (OSError, EOFError, ValueError) as e:  # unreadable, truncated or corrupt compression
         raise CorpusError(f'{path}: cannot be read: {" ".join(str(e).split()) or type(e).__name__}') from None
+    finally:
+        stats.raw = None
+    stats.done += os.path.getsize(path)
     if replacements != before:
         stats.replaced.add(path)
 
 
+def read_up_to(f, n):
+    """Up to n bytes, read 256 KiB at a time: read(n) would make room for all n however short the file."""
+    chunks, size = [], 0
+    while size < n and (chunk := f.read(min(1 << 18, n - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b''.join(chunks)
+
+
 def read_text(f, path, stats, explicit):
-    head = f.read(SNIFF)
-    if b'\0' in head:
+    text = f.read(SNIFF)
+    if b'\0' in text:
         if explicit:
             raise CorpusError(f'{path}: a binary file (a NUL byte in its first {SNIFF} bytes), not text')
         stats.skipped['binary files'] += 1
-        stats.binary.append(path)
+        stats.binary.add(path)
         return
-    decode = decoder()
-    pending = decode.decode(head)
+    if len(text) == SNIFF:
+        text += read_up_to(f, PIECE)
+    more = f.read(1) if len(text) > SNIFF else b''
+    if not more:  # most files: one document in one piece
+        if text:
+            yield text.decode('utf-8', 'corpus_replace'), path, True
+        else:
+            stats.skipped['empty documents'] += 1
+        return
+    decode = codecs.getincrementaldecoder('utf-8')(errors='corpus_replace')
+    pending = decode.decode(text + more)
     while True:
-        block = f.read(PIECE)
+        block = read_up_to(f, PIECE)
         pending += decode.decode(block, final=not block)
         if not block:
             break
@@ -217,10 +207,7 @@ def read_text(f, path, stats, explicit):
             cut = safe_cut(pending)
             yield pending[:cut], path, False
             pending = pending[cut:]
-    if pending:
-        yield pending, path, True
-    else:
-        stats.skipped['empty documents'] += 1
+    yield pending, path, True
 
 
 def safe_cut(text):
@@ -237,7 +224,7 @@ def safe_cut(text):
 
 def read_jsonl(f, path, text_key, stats):
     for number, line in enumerate(f, 1):
-        line = line.decode('utf-8', errors='corpus_replace')
+        line = line.decode('utf-8', 'corpus_replace')
         if not line.strip():
             continue
         where = f'{path}, line {number}'

@@ -109,8 +109,9 @@ class Corpus:
         self.args, self.scratch = args, scratch
         self.explicit = {path for path in paths if os.path.isfile(path)}  # named on their own: never skipped
         self.found = Stats()  # what finding the files skipped
-        self.files = find_files(paths, self.found)
-        self.size = sum(os.path.getsize(path) for path in self.files)
+        found = find_files(paths, self.found)
+        self.files = [path for path, _ in found]
+        self.size = sum(size for _, size in found)
 
     def pieces(self):
         """(text, split, first) for every piece of every document."""
@@ -408,6 +409,10 @@ def main(argv):
         put_in_place(tmp, out)
     except CorpusError as e:
         fail(e)
+    except concurrent.futures.process.BrokenProcessPool:
+        print('prepare.py: failed: an encoding process died (killed, or out of memory): nothing was written',
+              file=sys.stderr)
+        sys.exit(1)
     except (KeyboardInterrupt, Stopped) as e:
         how = 'SIGTERM' if isinstance(e, Stopped) else 'Ctrl-C'
         print(f'prepare.py: stopped by {how}: nothing was written', file=sys.stderr)

@@ -142,7 +142,14 @@ def test_each_tokenizer_trains_logs_val_bpb_over_utf8_bytes_and_samples(tmp_path
     extra = ['--vocab_size=300'] if tokenizer == 'bpe' else []
     r = prepare(tmp_path, 'corpus', '--dataset=own', f'--tokenizer={tokenizer}', '--block_size=16', *extra)
     assert r.returncode == 0, r.stderr
-    assert os.path.exists(tmp_path / 'data' / 'own' / 'tokenizer.tiktoken') == (tokenizer == 'bpe')
+    saved = tmp_path / 'data' / 'own' / 'tokenizer.tiktoken'
+    assert saved.exists() == (tokenizer == 'bpe')
+    if tokenizer == 'bpe':  # in tiktoken's own format: tiktoken reads it back (no cache: TIKTOKEN_CACHE_DIR='')
+        code = ('import sys, tiktoken.load; ranks = tiktoken.load.load_tiktoken_bpe(sys.argv[1]); '
+                'print(len(ranks), min(ranks.values()), max(ranks.values()))')
+        r = subprocess.run([sys.executable, '-c', code, str(saved)], env={**os.environ, 'TIKTOKEN_CACHE_DIR': ''},
+                           capture_output=True, text=True)
+        assert r.stdout.split() == ['299', '0', '298'], r.stderr
     r = script('train.py', '--dataset=own', *SMALL, '--eval_stride=16', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = read_log(logs_in(tmp_path)[0])
