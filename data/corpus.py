@@ -46,6 +46,12 @@ class Stats:
         self.binary = set()  # files found to be binary, and skipped
         self.done, self.raw = 0, None  # the bytes of the files read whole; the file being read
 
+    def merge(self, other):
+        """Add what another Stats met (a worker's)."""
+        self.skipped.update(other.skipped)
+        self.replaced |= other.replaced
+        self.binary |= other.binary
+
     @property
     def bytes_read(self):
         return self.done + (self.raw.tell() if self.raw is not None and not self.raw.closed else 0)

@@ -40,11 +40,12 @@ import numpy as np
 
 # run as a script, Python puts only data/ on sys.path: the repo root makes data.* importable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data.corpus import PIECE, CorpusError, Stats, find_files, read_documents  # noqa: E402
+from data.corpus import CorpusError, Stats, find_files, read_documents, split_name  # noqa: E402
 from data.dataset import provenance  # noqa: E402
 from data.tokenizer import CharTokenizer, code_points, load_tokenizer, token_dtype, train_bpe  # noqa: E402
 
-BATCH = 1 << 20  # characters of text sent to a worker at a time
+BATCH = 1 << 20  # bytes of text (or of small files) sent to a worker at a time
+SMALL = 1 << 20  # a file this size or smaller (an eighth of it, compressed) is read by a worker, whole
 WRITTEN = {'train.bin', 'val.bin', 'meta.pkl', 'tokenizer.tiktoken'}  # all that --force may replace
 
 
@@ -101,63 +102,74 @@ def on_sigterm(signum, frame):
 # ---------------------------------------------------------------------- the stages
 
 class Corpus:
-    """The documents of the files, in order, as pieces of text with the split each goes to. Each
-    pass over them (pieces()) also counts the bytes read and what was skipped, and leaves the
-    corpus's sha256 (over every document's) and its number of documents."""
+    """The corpus's files and documents. Two ways to go through them:
+    - units(): work for the processes, in file order: ('files', [(path, named, size)]) for runs of small
+      files, which a worker reads itself, and ('pieces', [piece]) for the documents of large files,
+      read here; about BATCH bytes each
+    - pieces(): every piece read here, for counting documents and for the BPE's sample
+    A piece is (text, first, last, split_digest, doc_digest): whether it starts and ends its
+    document; the sha256 that picks its document's split (of the first piece's text: of the whole
+    document but for a long one) where first; its document's sha256 where last."""
 
     def __init__(self, paths, args, scratch):
         self.args, self.scratch = args, scratch
-        self.explicit = {path for path in paths if os.path.isfile(path)}  # named on their own: never skipped
+        self.named = {path for path in paths if os.path.isfile(path)}  # named on their own: refused, never skipped
         self.found = Stats()  # what finding the files skipped
-        found = find_files(paths, self.found)
-        self.files = [path for path, _ in found]
-        self.size = sum(size for _, size in found)
+        self.files = find_files(paths, self.found)
+        self.size = sum(size for _, size in self.files)
 
-    def pieces(self):
-        """(text, split, first) for every piece of every document."""
-        threshold = self.args.val_fraction * 2 ** 64
-        self.stats = Stats()
-        self.stats.skipped.update(self.found.skipped)
-        corpus, self.documents = hashlib.sha256(), 0
-        for path in self.files:
-            doc = None
-            for text, where, last in read_documents(path, self.args.text_key, self.stats, self.scratch,
-                                                    explicit=path in self.explicit):
-                data = text.encode('utf-8', 'surrogatepass')
-                if doc is None:  # the split: a hash of the document (of its first piece, if it has several)
-                    doc = hashlib.sha256(data)
-                    split = 'val' if int.from_bytes(doc.digest()[:8], 'big') < threshold else 'train'
-                    yield text, split, True
-                else:
-                    doc.update(data)
-                    yield text, split, False
-                if last:
-                    corpus.update(doc.digest())
-                    self.documents += 1
-                    doc = None
-        self.sha256 = corpus.hexdigest()
+    def pieces(self, stats):
+        for path, _ in self.files:
+            yield from hashed(read_documents(path, self.args.text_key, stats, self.scratch, path in self.named))
+
+    def units(self, stats):
+        files, pieces, size = [], [], 0
+        for path, bytes_on_disk in self.files:
+            small = bytes_on_disk <= (SMALL // 8 if split_name(path)[1] else SMALL)  # compressed: room to grow
+            if small and pieces or not small and files:  # keep the files' order: one kind at a time
+                yield ('pieces', pieces) if pieces else ('files', files)
+                files, pieces, size = [], [], 0
+            if small:
+                files.append((path, path in self.named, bytes_on_disk))
+                size += bytes_on_disk
+            else:
+                for piece in hashed(read_documents(path, self.args.text_key, stats, self.scratch, path in self.named)):
+                    pieces.append(piece)
+                    size += len(piece[0])
+                    if size >= BATCH:
+                        yield 'pieces', pieces
+                        pieces, size = [], 0
+            if size >= BATCH:
+                yield ('pieces', pieces) if pieces else ('files', files)
+                files, pieces, size = [], [], 0
+        if files or pieces:
+            yield ('pieces', pieces) if pieces else ('files', files)
 
     def count_documents(self, limit):
-        """How many documents there are, counting no further than limit."""
-        n = 0
-        for _, _, first in self.pieces():
-            n += first
-            if n >= limit:
-                break
+        """How many documents there are, reading no further than the start of document limit."""
+        n, stats = 0, Stats()
+        for path, _ in self.files:
+            for _, _, last in read_documents(path, self.args.text_key, stats, self.scratch, path in self.named):
+                if n + 1 >= limit:
+                    return limit
+                n += last
         return n
 
 
-def batches(pieces):
-    """Lists of pieces of about BATCH characters."""
-    batch, size = [], 0
-    for piece in pieces:
-        batch.append(piece)
-        size += len(piece[0])
-        if size >= BATCH:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+def hashed(documents):
+    """Pieces (see Corpus) of read_documents' (text, where, last)."""
+    doc = None
+    for text, _, last in documents:
+        data = text.encode('utf-8', 'surrogatepass')
+        first = doc is None
+        if first:
+            doc = hashlib.sha256(data)
+            split_digest = doc.digest()
+        else:
+            doc.update(data)
+        yield text, first, last, split_digest if first else None, doc.digest() if last else None
+        if last:
+            doc = None
 
 
 def in_order(pool, work, items, depth):
@@ -176,11 +188,11 @@ def in_order(pool, work, items, depth):
 
 class Workers(concurrent.futures.ProcessPoolExecutor):
     """Processes that each build the tokenizer once (from the dataset folder and its meta), then
-    encode what they are sent. A worker killed (the OOM killer) ends the run instead of hanging it,
-    and leaving the block, however, stops them all at once."""
+    read and encode what they are sent. A worker killed (the OOM killer) ends the run instead of
+    hanging it, and leaving the block, however, stops them all at once."""
 
-    def __init__(self, n, folder, meta):
-        super().__init__(n, multiprocessing.get_context(), initializer=start_worker, initargs=(folder, meta))
+    def __init__(self, n, folder, meta, args):
+        super().__init__(n, multiprocessing.get_context(), initializer=start_worker, initargs=(folder, meta, args))
 
     def __exit__(self, *exc):
         for process in list(self._processes.values()):
@@ -189,24 +201,48 @@ class Workers(concurrent.futures.ProcessPoolExecutor):
         return False
 
 
-tokenizer = None  # a worker's
+worker = None  # a worker process's (tokenizer, args)
 
 
-def start_worker(folder, meta):
-    global tokenizer
+def start_worker(folder, meta, args):
+    global worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the main process stops them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and stops them with SIGTERM
-    tokenizer = load_tokenizer(folder, meta) if meta else None
+    worker = (load_tokenizer(folder, meta) if meta else None), args
 
 
-def encode(batch):
-    """The batch's token ids, end to end, and how many each piece has."""
-    ids = [tokenizer.encode(text) for text, _, _ in batch]
-    return np.concatenate(ids).astype(token_dtype(tokenizer.vocab_size)), np.array([len(i) for i in ids])
+def unit_pieces(unit, stats):
+    """The pieces of a unit of work; a worker reads and hashes the small files itself."""
+    kind, items = unit
+    if kind == 'pieces':
+        return items
+    args = worker[1]
+    return [piece for path, named, _ in items
+            for piece in hashed(read_documents(path, args.text_key, stats, explicit=named))]
 
 
-def characters(batch):
-    return np.unique(np.concatenate([code_points(text) for text, _, _ in batch]))
+def encode(unit):
+    """(token ids of the unit's pieces end to end, their lengths, the pieces less their text, what
+    reading skipped): what the main process writes."""
+    tokenizer, stats = worker[0], Stats()
+    pieces = unit_pieces(unit, stats)
+    ids = [tokenizer.encode(piece[0]) for piece in pieces]
+    dtype = token_dtype(tokenizer.vocab_size)
+    return (np.concatenate(ids).astype(dtype) if ids else np.zeros(0, dtype), [len(i) for i in ids],
+            [piece[1:] for piece in pieces], stats)
+
+
+def characters(unit):
+    """(the unit's characters, as numbers; its documents; what reading skipped)."""
+    stats = Stats()
+    pieces = unit_pieces(unit, stats)
+    codes = np.unique(np.concatenate([code_points(p[0]) for p in pieces])) if pieces else np.zeros(0, np.uint32)
+    return codes, sum(p[2] for p in pieces), stats
+
+
+def units_done(unit):
+    """The bytes on disk a unit covers, of files a worker read (those read here count as they are read)."""
+    return sum(size for _, _, size in unit[1]) if unit[0] == 'files' else 0
 
 
 class Progress:
@@ -234,14 +270,18 @@ class Progress:
             self.bar.close()
 
 
-def char_tokenizer(corpus, pool, depth):
+def char_tokenizer(corpus, args, folder):
     """The corpus's characters, found on every core; a separator too where it has several documents."""
-    found, progress = set(), Progress('characters', corpus.size)
-    for _, codes in in_order(pool, characters, batches(corpus.pieces()), depth):
-        found.update(codes.tolist())
-        progress.update(corpus.stats.bytes_read)
+    found, documents, stats, done = set(), 0, Stats(), 0
+    progress = Progress('characters', corpus.size)
+    with Workers(args.num_proc, folder, None, args) as pool:
+        for unit, (codes, n, unit_stats) in in_order(pool, characters, corpus.units(stats), 2 * args.num_proc + 2):
+            found.update(codes.tolist())
+            documents += n
+            done += units_done(unit)
+            progress.update(done + stats.bytes_read)
     progress.close()
-    return CharTokenizer([chr(c) for c in sorted(found)], separator=corpus.documents > 1)
+    return CharTokenizer([chr(c) for c in sorted(found)], separator=documents > 1)
 
 
 def bpe_tokenizer(corpus, args, one_document):
@@ -252,8 +292,10 @@ def bpe_tokenizer(corpus, args, one_document):
         limit = min(limit, int(corpus.size * (1 - args.val_fraction)))
     progress = Progress('bpe sample', limit)
     def sample():
-        taken = 0
-        for text, split, _ in corpus.pieces():
+        taken, split = 0, None
+        for text, first, _, split_digest, _ in corpus.pieces(Stats()):
+            if first:
+                split = goes_to(split_digest, args.val_fraction)
             if split == 'val' and not one_document:
                 continue
             data = text.encode('utf-8', 'surrogatepass')[:limit - taken]
@@ -267,27 +309,38 @@ def bpe_tokenizer(corpus, args, one_document):
     return tokenizer
 
 
+def goes_to(split_digest, val_fraction):
+    """The split of a document: val where the first 8 bytes of its sha256 fall in val_fraction."""
+    return 'val' if int.from_bytes(split_digest[:8], 'big') < val_fraction * 2 ** 64 else 'train'
+
+
 class Splits:
     """train.bin and val.bin as they are written: each document's tokens in its split's file, the
     separator before every document but the split's first."""
 
-    def __init__(self, folder, tokenizer):
-        self.folder, self.separator = folder, tokenizer.separator
-        self.dtype = token_dtype(tokenizer.vocab_size)
+    def __init__(self, folder, separator, dtype):
+        self.folder, self.separator, self.dtype = folder, separator, dtype
         self.files = {split: open(os.path.join(folder, f'{split}.bin'), 'wb') for split in ('train', 'val')}
         self.documents = {'train': 0, 'val': 0}
         self.tokens = {'train': 0, 'val': 0}
         self.by_position = False
+        self.sha256 = hashlib.sha256()  # over every document's, in order
 
-    def write(self, batch, result):
-        ids, lengths = result
+    def write(self, result, val_fraction):
+        """A unit's tokens, each document's to its split; the corpus's sha256 and documents go on."""
+        ids, lengths, pieces, _ = result
         out = {'train': [], 'val': []}
-        for (_, split, first), end, n in zip(batch, np.cumsum(lengths), lengths):
+        end = 0
+        for n, (first, last, split_digest, doc_digest) in zip(lengths, pieces):
             if first:
-                if self.documents[split] and self.separator is not None:
-                    out[split].append(np.array([self.separator], dtype=self.dtype))
-                self.documents[split] += 1
-            out[split].append(ids[end - n:end])
+                self.split = goes_to(split_digest, val_fraction)
+                if self.documents[self.split] and self.separator is not None:
+                    out[self.split].append(np.array([self.separator], dtype=self.dtype))
+                self.documents[self.split] += 1
+            out[self.split].append(ids[end:end + n])
+            end += n
+            if last:
+                self.sha256.update(doc_digest)
         for split, arrays in out.items():
             if arrays:
                 tokens = np.concatenate(arrays)
@@ -327,46 +380,49 @@ def prepare(args, tmp):
     """Build the dataset in tmp; its meta."""
     os.makedirs(tmp)
     corpus = Corpus(args.paths, args, scratch=tmp)
-    documents = corpus.count_documents(limit=2)
-    if not documents:
+    if not corpus.count_documents(limit=1):
         raise CorpusError(f'no text in {", ".join(args.paths)}: every file is empty or was skipped')
-    depth = 2 * args.num_proc + 2
     if args.tokenizer == 'char':
-        with Workers(args.num_proc, tmp, None) as pool:
-            tokenizer = char_tokenizer(corpus, pool, depth)
+        tokenizer = char_tokenizer(corpus, args, tmp)
     elif args.tokenizer == 'bpe':
         t0 = time.time()
-        tokenizer = bpe_tokenizer(corpus, args, one_document=documents == 1)
+        tokenizer = bpe_tokenizer(corpus, args, one_document=corpus.count_documents(limit=2) == 1)
         tokenizer.save(tmp)
         print(f'trained a BPE of {tokenizer.vocab_size:,} tokens in {time.time() - t0:.1f} s', flush=True)
-    else:
-        tokenizer = load_tokenizer(tmp, {'tokenizer': 'gpt2'})
+    else:  # built here too, so that missing tokenizer files are one line, not a worker's traceback
+        try:
+            tokenizer = load_tokenizer(tmp, {'tokenizer': 'gpt2'})
+        except RuntimeError as e:
+            raise CorpusError(e) from None
     meta = {'vocab_size': tokenizer.vocab_size, 'dtype': token_dtype(tokenizer.vocab_size),
             'tokenizer': tokenizer.name, **tokenizer.meta()}
 
-    splits = Splits(tmp, tokenizer)
+    splits, stats, done = Splits(tmp, meta['separator'], meta['dtype']), Stats(), 0
+    stats.skipped.update(corpus.found.skipped)
     progress = Progress('encoding', corpus.size)
-    with Workers(args.num_proc, tmp, meta) as pool:
-        for batch, result in in_order(pool, encode, batches(corpus.pieces()), depth):
-            splits.write(batch, result)
-            progress.update(corpus.stats.bytes_read)
+    with Workers(args.num_proc, tmp, meta, args) as pool:
+        for unit, result in in_order(pool, encode, corpus.units(stats), 2 * args.num_proc + 2):
+            splits.write(result, args.val_fraction)
+            stats.merge(result[3])
+            done += units_done(unit)
+            progress.update(done + stats.bytes_read)
     progress.close()
     splits.close(args.val_fraction)
     for split in ('val', 'train'):
         if splits.tokens[split] <= args.block_size:
             where = ('its share of the one document' if splits.by_position
-                     else f'{splits.documents[split]:,} of {corpus.documents:,} documents')
+                     else f'{splits.documents[split]:,} of {sum(splits.documents.values()):,} documents')
             raise CorpusError(f'{split} would hold {splits.tokens[split]:,} tokens ({where}), too few for a block of '
                               f'{args.block_size}: '
                               + ('raise --val_fraction, add text, or pass' if split == 'val' else 'add text, or pass')
                               + ' the smaller --block_size you will train with')
 
-    skipped = dict(corpus.stats.skipped)
-    if corpus.stats.replaced:
-        skipped['files with invalid UTF-8 (decoded with replacement)'] = len(corpus.stats.replaced)
-    read = [path for path in corpus.files if path not in corpus.stats.binary]
-    meta.update({'source': ' '.join(args.paths), 'files': len(read), 'bytes': sum(map(os.path.getsize, read)),
-                 'sha256': corpus.sha256, 'documents': splits.documents, 'tokens': splits.tokens,
+    skipped = dict(stats.skipped)
+    if stats.replaced:
+        skipped['files with invalid UTF-8 (decoded with replacement)'] = len(stats.replaced)
+    read = [(path, size) for path, size in corpus.files if path not in stats.binary]
+    meta.update({'source': ' '.join(args.paths), 'files': len(read), 'bytes': sum(size for _, size in read),
+                 'sha256': splits.sha256.hexdigest(), 'documents': splits.documents, 'tokens': splits.tokens,
                  'split': 'position' if splits.by_position else 'hash',
                  'skipped': skipped, 'val_fraction': args.val_fraction})
     with open(os.path.join(tmp, 'meta.pkl'), 'wb') as f:

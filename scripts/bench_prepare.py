@@ -8,7 +8,7 @@ $ python scripts/bench_prepare.py /usr/src/linux-source-6.1 --mb=300
 SOURCE is a folder of text nobody here wrote (Debian's linux-source-6.1, unpacked, is 1.4 GB of C
 and reStructuredText). The corpora are the first MB of its text files in sorted order, linked into
 --work. Each side runs as its own process; peak memory is the largest sum of the resident memory of
-the process and its children, sampled every 50 ms. The rounds alternate the two sides, so that
+the process and its children, sampled every 100 ms. The rounds alternate the two sides, so that
 the machine's noise falls on both.
 """
 import argparse
@@ -56,24 +56,18 @@ def nanogpt_loop(folder, out):
 
 
 def tree_rss(pid):
-    """The resident bytes of pid and all its descendants."""
-    children, rss = {}, {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry}/stat') as f:
-                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
-            with open(f'/proc/{entry}/statm') as f:
-                rss[int(entry)] = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+    """The resident bytes of pid and all its descendants (found through /proc/PID/task/*/children)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
-        todo += children.get(p, [])
+        try:
+            with open(f'/proc/{p}/statm') as f:
+                total += int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+            for task in os.listdir(f'/proc/{p}/task'):
+                with open(f'/proc/{p}/task/{task}/children') as f:
+                    todo += map(int, f.read().split())
+        except (OSError, ValueError):  # gone meanwhile
+            continue
     return total
 
 
@@ -84,7 +78,7 @@ def run(command, cwd):
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc.pid))
-        time.sleep(0.05)
+        time.sleep(0.1)
     seconds = time.perf_counter() - t0
     out = proc.stdout.read()
     if proc.returncode:
