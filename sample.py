@@ -128,19 +128,18 @@ batch_size = num_samples if free is None else max(1, min(num_samples, free // 2 
 with torch.no_grad():
     with ctx:
         if num_samples == 1 and sys.stdout.isatty(): # a terminal sees each token as it comes
-            ids, shown = list(start_ids), ''
+            pending = list(start_ids) # the ids whose text is not on the screen yet
             tokens = model.generate_tokens(x, max_new_tokens, temperature=temperature, top_k=top_k)
             while True:
-                text = decode(ids).rstrip('\ufffd') # a character whose bytes span tokens waits for the rest
-                if text.startswith(shown):
-                    print(text[len(shown):], end='', flush=True)
-                    shown = text
+                text = decode(pending)
+                if not text.endswith('\ufffd'): # a character whose bytes span tokens waits for the rest
+                    print(text, end='', flush=True)
+                    pending = []
                 idx_next = next(tokens, None)
                 if idx_next is None:
                     break
-                ids.append(idx_next.item())
-            text = decode(ids)
-            print(text[len(shown):] if text.startswith(shown) else '')
+                pending.append(idx_next.item())
+            print(decode(pending))
             print('---------------')
         else:
             for first in range(0, num_samples, batch_size):
