@@ -460,9 +460,10 @@ class GPT(nn.Module):
         kv = KVCache(self.config.n_layer, min(block_size, idx.size(1) + max_new_tokens)) if cache else None
         for _ in range(max_new_tokens):
             if kv is None or idx.size(1) > block_size:
-                # The model has seen positions only up to block_size: keep the latest tokens. Once the
-                # window slides, every token has a new position and lost the tokens before the
-                # window, so the keys and values of every layer change: run the window whole.
+                # The model has seen positions only up to block_size: keep the latest tokens, as
+                # nanoGPT does. Once the window slides, each token in it has a new position and no
+                # longer sees the tokens that left, so its keys and values from the second layer up
+                # are not those cached, rotary positions or not: the window runs whole, at nanoGPT's cost.
                 logits, _ = self(idx[:, -block_size:])
             elif kv.pos == 0:
                 logits, _ = self(idx, cache=kv)
