@@ -59,9 +59,11 @@ for name, sha256 in (('encoder.json', ENCODER_JSON_SHA256), ('vocab.bpe', VOCAB_
     with open(os.path.join(cache, hashlib.sha1((URL + name).encode()).hexdigest()), 'wb') as f:
         f.write(data)
 
-# the checkpoint, as train.py writes it with its defaults (GPT-2 124M on OpenWebText, AdamW)
+# the checkpoint, as train.py writes it with its defaults (GPT-2 124M on OpenWebText, AdamW), but with
+# GPT-2's own 50257 tokens: random weights would sample the 47 ids that train.py's 50304 add, which
+# no tokenizer decodes (a trained model gives them no probability)
 torch.manual_seed(0)
-model = GPT(GPTConfig())
+model = GPT(GPTConfig(vocab_size=50257))
 optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), 'cpu')
 for p in model.parameters():
     p.grad = torch.zeros_like(p)
