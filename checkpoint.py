@@ -16,10 +16,18 @@ A file is intact when its sha256 is one that ckpt.sha256 lists. A save lists the
 before the renames that put it in place and drops the replaced one's after them, so a crash at any
 point leaves every file in place listed. A checkpoint with no sum listed (written by nanoGPT, or
 before sums existed) is loaded unchecked, with a note saying so.
+
+Loading runs no code: torch.load(weights_only=True) builds tensors, dicts, lists, strings and
+numbers (all that train.py and nanoGPT save: weights, AdamW's or Muon's state, model_args,
+config, the GradScaler's state) and refuses any other class or function a pickle names, before it
+is imported. A checkpoint that names one is refused outright, never swapped for an older one:
+someone made it, and the user should know.
 """
 import contextlib
 import hashlib
 import os
+import pickle
+import re
 
 import torch
 
@@ -87,7 +95,17 @@ def load_checkpoint(out_dir, map_location='cpu'):
             notes.append(f'{path} has no sha256 in {sums_path} (saved by nanoGPT, or before checksums): '
                          'loaded unchecked')
         try:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            held = re.search(r'GLOBAL ([\w.]+)', str(e))
+            if not held:
+                problems.append(f'{path} cannot be read: {first_sentence(e)}')
+                continue
+            name = held.group(1) if '.' in held.group(1) else f'builtins.{held.group(1)}'  # torch drops 'builtins.'
+            # not damage but a file made to run something: no older checkpoint is taken in its place
+            raise CheckpointError(f'{path} is refused: it holds {name}, which loading would import and '
+                                  'run; a checkpoint may hold only tensors and plain data, as those of train.py '
+                                  'and nanoGPT do') from None
         except Exception as e:
             problems.append(f'{path} cannot be read: {first_sentence(e)}')
             continue

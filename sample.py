@@ -16,6 +16,16 @@ from configurator import check, configure, die, resolve
 from data.dataset import DatasetError, dataset_tokenizer, read_meta
 from model import GPT, GPTConfig
 
+def free_memory(device):
+    """Bytes still free on the device (for a CPU, Linux's MemAvailable), or None where we cannot tell."""
+    if device.startswith('cuda'):
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        with open('/proc/meminfo') as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
 # -----------------------------------------------------------------------------
 init_from = 'resume' # either 'resume' (from an out_dir) or a gpt2 variant (e.g. 'gpt2-xl')
 out_dir = 'out' # ignored if init_from is not 'resume'
@@ -101,10 +111,34 @@ decode = tokenizer.decode
 # the beginning of the prompt
 x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
 
-# run generation
+# run generation: the samples in one batch, or in as few as memory allows. Each sample's KVCache
+# holds 2 x n_layer x n_embd numbers a position; a forward over a full window holds a few more
+# (the MLP's, attention's scores): a generous bound, to fill at most half the free memory.
+cfg = model.config
+positions = min(cfg.block_size, len(start_ids) + max_new_tokens)
+per_sample = ((2 * cfg.n_layer + 16) * cfg.n_embd + cfg.n_head * positions) * positions * 4
+free = free_memory(device)
+batch_size = num_samples if free is None else max(1, min(num_samples, free // 2 // per_sample))
 with torch.no_grad():
     with ctx:
-        for k in range(num_samples):
-            y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k)
-            print(decode(y[0].tolist()))
+        if num_samples == 1 and sys.stdout.isatty(): # a terminal sees each token as it comes
+            pending = list(start_ids) # the ids whose text is not on the screen yet
+            tokens = model.generate_tokens(x, max_new_tokens, temperature=temperature, top_k=top_k)
+            while True:
+                text = decode(pending)
+                if not text.endswith('\ufffd'): # a character whose bytes span tokens waits for the rest
+                    print(text, end='', flush=True)
+                    pending = []
+                idx_next = next(tokens, None)
+                if idx_next is None:
+                    break
+                pending.append(idx_next.item())
+            print(decode(pending))
             print('---------------')
+        else:
+            for first in range(0, num_samples, batch_size):
+                n = min(batch_size, num_samples - first)
+                y = model.generate(x.expand(n, -1), max_new_tokens, temperature=temperature, top_k=top_k)
+                for sample in y.tolist():
+                    print(decode(sample))
+                    print('---------------')

@@ -3,6 +3,7 @@ import glob
 import importlib.util
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -235,6 +236,46 @@ def test_sample_prints_text_in_the_training_vocabulary(trained):
     again = script('sample.py', '--start=FILE:prompt.txt', '--num_samples=2', '--max_new_tokens=40',
                    '--device=cpu', '--seed=7', cwd=workdir)
     assert again.stdout == r.stdout  # the seed makes samples repeatable
+
+
+def on_a_terminal(args, cwd, until=None):
+    """What sample.py shows on a terminal: all of it, or `until` characters, the process then still
+    running (and stopped)."""
+    main, terminal = os.openpty()
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'sample.py'), *args], cwd=cwd, stdout=terminal,
+                            stderr=subprocess.PIPE)
+    os.close(terminal)
+    shown = b''
+    try:
+        while until is None or len(shown.replace(b'\r\n', b'\n')) < until:
+            assert select.select([main], [], [], 120)[0], 'sample.py showed nothing for 120 s'
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other end closed: sample.py is done
+                chunk = b''
+            if not chunk:
+                break
+            shown += chunk
+        running = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate()
+        os.close(main)
+    return shown.decode().replace('\r\n', '\n'), running, proc
+
+
+@pytest.mark.skipif(not hasattr(os, 'openpty'), reason='needs a pseudo-terminal')
+def test_sample_shows_a_terminal_each_token_as_it_comes_and_the_text_a_pipe_gets(trained):
+    workdir, _ = trained
+    args = ['--device=cpu', '--num_samples=1', '--start=All:', '--seed=7']
+    piped = script('sample.py', *args, '--max_new_tokens=40', cwd=workdir)
+    assert piped.returncode == 0, piped.stderr
+    assert re.fullmatch(r'All:.{40}\n-{15}\n', piped.stdout, re.S)
+    shown, _, proc = on_a_terminal([*args, '--max_new_tokens=40'], workdir)
+    assert proc.returncode == 0 and shown == piped.stdout
+    # a million tokens take minutes: the first 40 are on the screen long before
+    shown, running, _ = on_a_terminal([*args, '--max_new_tokens=1000000'], workdir, until=len('All:') + 40)
+    assert running and shown.startswith(piped.stdout[:len('All:') + 40])
 
 
 @pytest.mark.parametrize('args, needle', [
