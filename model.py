@@ -500,7 +500,10 @@ class Muon(torch.optim.Optimizer):
     Muon moves a weight matrix along its Nesterov momentum made orthogonal, so that every
     direction of the matrix learns at the same rate, however lopsided the raw gradient is.
     It suits the hidden matrices; embeddings, the head and gains keep AdamW. One optimizer for
-    both leaves the training loop, the GradScaler and the checkpoints as they are for AdamW."""
+    both leaves the training loop, the GradScaler and the checkpoints as they are for AdamW.
+    Under FSDP each rank holds some rows of a matrix and its momentum: the update is gathered
+    whole, made orthogonal (on every rank alike), and each rank keeps its rows (KellerJordan/Muon
+    #45: orthogonalising a shard alone is wrong)."""
 
     def __init__(self, groups, lr, betas=(0.9, 0.95), momentum=0.95, ns_steps=5, eps=1e-8):
         super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0, muon=False,
@@ -520,7 +523,13 @@ class Muon(torch.optim.Optimizer):
                     if not state:
                         state["momentum_buffer"] = torch.zeros_like(p)
                     buf = state["momentum_buffer"].lerp_(g, 1 - group["momentum"])
-                    update = orthogonalize(g.lerp(buf, group["momentum"]), group["ns_steps"])
+                    update = g.lerp(buf, group["momentum"])
+                    if hasattr(update, "full_tensor"):  # FSDP's DTensor, a shard of rows: Newton-Schulz needs them all
+                        from torch.distributed.tensor import distribute_tensor  # (1 s to import: only here)
+                        whole = orthogonalize(update.full_tensor(), group["ns_steps"])
+                        update = distribute_tensor(whole, p.device_mesh, p.placements, src_data_rank=None)
+                    else:
+                        update = orthogonalize(update, group["ns_steps"])
                     # a tall matrix's orthogonal update has smaller entries: scale them back up
                     p.mul_(1 - lr * wd).add_(update, alpha=-lr * max(1, p.size(0) / p.size(1)) ** 0.5)
                     continue

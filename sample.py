@@ -11,7 +11,7 @@ from contextlib import nullcontext
 
 import torch
 
-from checkpoint import CheckpointError, find_checkpoints, load_checkpoint
+from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, read_sharded
 from configurator import check, configure, die, resolve
 from data.dataset import DatasetError, dataset_tokenizer, read_meta
 from model import GPT, GPTConfig
@@ -77,7 +77,12 @@ if init_from == 'resume':
     for note in notes:
         print(note, file=sys.stderr)
     model = GPT(GPTConfig(**checkpoint['model_args']))
-    model.load_checkpoint_weights(checkpoint['model'])
+    if 'sharded' in checkpoint: # FSDP's shards, read whole into this one process
+        target = {'model': model.state_dict()}
+        read_sharded(checkpoint['sharded'], target)
+        model.load_state_dict(target['model'])
+    else:
+        model.load_checkpoint_weights(checkpoint['model'])
     if 'config' in checkpoint and 'dataset' in checkpoint['config']: # older checkpoints may not have these...
         meta_path = os.path.join('data', checkpoint['config']['dataset'], 'meta.pkl')
 else:

@@ -10,6 +10,7 @@ itos, stoi) are plain data and load as before.
     tokens = np.memmap('data/shakespeare_char/train.bin', dtype=token_dtype_of(meta), mode='r')
     tokenizer = dataset_tokenizer('data/shakespeare_char', meta)  # encode, decode, token_bytes
 """
+import os
 import pickle
 
 import numpy as np
@@ -47,6 +48,25 @@ def read_meta(path):
     if not isinstance(meta, dict) or not isinstance(meta.get('vocab_size'), int):
         raise DatasetError(f'{path} is not a dataset meta.pkl: it has no vocab_size')
     return meta
+
+
+def open_dataset(data_dir, block_size):
+    """(meta, the token files' dtype, {split: number of tokens}, each id's UTF-8 bytes) of the dataset
+    in data_dir, or DatasetError in one line: a file missing, a split too short for a block."""
+    meta_path = os.path.join(data_dir, 'meta.pkl')
+    meta = read_meta(meta_path) if os.path.exists(meta_path) else {}
+    dtype, tokens = token_dtype_of(meta), {}
+    for split in ('train', 'val'):
+        path = os.path.join(data_dir, f'{split}.bin')
+        if not os.path.exists(path):
+            here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), data_dir, 'prepare.py')
+            raise DatasetError(f'{path} not found: prepare the data first with `python data/prepare.py YOUR_TEXT '
+                               f'--dataset={os.path.basename(data_dir)}`'
+                               + (f', or with `python {data_dir}/prepare.py`' if os.path.exists(here) else ''))
+        tokens[split] = os.path.getsize(path) // dtype.itemsize
+        if tokens[split] <= block_size:
+            raise DatasetError(f'{path} holds too few tokens for block_size={block_size}')
+    return meta, dtype, tokens, dataset_tokenizer(data_dir, meta).token_bytes()
 
 
 def token_dtype_of(meta):
