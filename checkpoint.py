@@ -64,6 +64,22 @@ def check_out_dir(out_dir):
         raise CheckpointError(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
 
 
+def start_from(init_from, out_dir, eval_only=False):
+    """(init_from made definite, the checkpoints in out_dir newest first). 'auto' resumes where out_dir
+    holds a checkpoint and starts from scratch otherwise: one command line for the first start and
+    every restart. CheckpointError where a run would resume from nothing, or start over a checkpoint."""
+    found = find_checkpoints(out_dir)
+    if init_from == 'auto':
+        init_from = 'resume' if found else 'scratch'
+    if init_from == 'resume' and not found:
+        raise CheckpointError(f'--init_from=resume: no checkpoint in {out_dir} (set --out_dir to the run to resume)')
+    if init_from != 'resume' and not eval_only and found:
+        raise CheckpointError(f'{found[0]} already holds a checkpoint: continue it with --init_from=resume, or with '
+                              '--init_from=auto (resumes when out_dir holds a checkpoint, starts otherwise: for '
+                              'torchrun --max-restarts and SLURM requeues), or pick another --out_dir')
+    return init_from, found
+
+
 def find_checkpoints(out_dir):
     """The checkpoints in out_dir (files or folders), newest first."""
     paths = [os.path.join(out_dir, name) for name in NEWEST + OLDER]

@@ -21,7 +21,6 @@ SLURM's --requeue, run the same command with --init_from=auto: it resumes when o
 checkpoint and starts from scratch otherwise. The distributed plumbing is distributed.py's.
 """
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -35,10 +34,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, find_checkpoints, load_checkpoint,
+from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, find_checkpoints, load_checkpoint, start_from,
                         write_checkpoint)
 from configurator import GPT2_MODELS, check, configure, die, resolve
-from data.dataset import DatasetError, open_dataset, provenance
+from data.dataset import Batches, DatasetError, open_dataset, provenance
 from distributed import Ranks, Requests
 from logger import LogDirError, TrainingLogger, code_version, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
@@ -140,15 +139,10 @@ try: # meta.pkl is read as plain data only: a downloaded or shared dataset folde
 except (DatasetError, CheckpointError) as e:
     die(e)
 meta_vocab_size = meta.get('vocab_size')
-found = find_checkpoints(out_dir) # the newest first: ckpt.pt or ckpt/ (FSDP's shards), then the previous
-if init_from == 'auto': # the same command line for a first start and for every restart
-    init_from = 'resume' if found else 'scratch'
-if init_from == 'resume' and not found:
-    die(f'--init_from=resume: no checkpoint in {out_dir} (set --out_dir to the run to resume)')
-if init_from != 'resume' and not eval_only and found:
-    die(f'{found[0]} already holds a checkpoint: continue it with --init_from=resume, or with --init_from=auto '
-        f'(resumes when out_dir holds a checkpoint, starts otherwise: for torchrun --max-restarts and SLURM '
-        f'requeues), or pick another --out_dir')
+try: # 'auto' resumes where out_dir holds a checkpoint (ckpt.pt, or ckpt/: FSDP's shards), else starts
+    init_from, found = start_from(init_from, out_dir, eval_only)
+except CheckpointError as e:
+    die(e)
 if init_from == 'resume':
     # loaded here, not with the model, so that its shape can be checked against this command line; a
     # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead. A
@@ -224,33 +218,12 @@ ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torc
 # FSDP computes in ptdtype through its own policy (MixedPrecisionPolicy), with no autocast
 ctx = nullcontext() if dtype == 'float32' or ranks.sharded else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
 
-# Training batches are a pure function of (seed, iteration, micro-step), so a resumed run draws
-# exactly the batches the uninterrupted run would have; evaluation uses its own fixed draws.
-def get_batch(split, *key):
-    # recreate np.memmap every batch to avoid a memory leak, as per
-    # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
-    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=data_dtype, mode='r')
-    digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
-    g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
-    return windows(data, ix.numpy())
-
+batches = Batches(data_dir, data_dtype, block_size, batch_size, device, seed)
 def train_batch(it, micro_step):
     """The micro-step's batch of this rank: rank r takes the global batch's micro-steps from r * steps
-    on, so that any world size trains on one process's batches. (The 0 stood for the rank: one
-    process draws what it always has.)"""
-    return get_batch('train', 0, it, rank * gradient_accumulation_steps + micro_step)
-
-def windows(data, starts):
-    """x: the block_size tokens from each start; y: the same, one token later."""
-    xy = torch.from_numpy(data[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
-    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
-    if device_type == 'cuda':
-        # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
-        x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    else:
-        x, y = x.to(device), y.to(device)
-    return x, y
+    on, so that any world size trains on one process's batches (the 0 stood for the rank: one process
+    draws what it always has), and a resumed run on the uninterrupted one's."""
+    return batches.random('train', 0, it, rank * gradient_accumulation_steps + micro_step)
 
 # init these up here, can override if init_from='resume' (i.e. from a checkpoint)
 iter_num = 0
@@ -358,19 +331,15 @@ def estimate_loss():
 def split_sums(eval_model, split):
     """(the sum of the losses of this rank's windows, how many windows, the bytes their targets
     spell), or None when cut short."""
-    if split == 'val' and eval_stride:
-        # the same windows every time: no sampling noise between evaluations, or between runs
-        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=data_dtype, mode='r')
-        starts = np.arange(0, len(data) - block_size, eval_stride)
-        chunks = np.array_split(starts, math.ceil(len(starts) / batch_size))
-        batch, n = (lambda k: windows(data, chunks[k])), len(chunks)
+    if split == 'val' and eval_stride: # the same windows every time: no noise between evaluations, or runs
+        batch = batches.strided(split, eval_stride)
     else:
-        batch, n = (lambda k: get_batch(split, 'eval', k)), eval_iters
+        batch = [lambda k=k: batches.random(split, 'eval', k) for k in range(eval_iters)]
     total, count, nbytes = 0.0, 0, 0
-    for k in ranks.shares(n): # None: a forward FSDP needs from every rank, not counted
+    for k in ranks.shares(len(batch)): # None: a forward FSDP needs from every rank, not counted
         if ranks.stopping(requests.stop): # 200 batches of a big model outlast the ~30 s before SIGKILL
             return None
-        X, Y = batch(n - 1 if k is None else k)
+        X, Y = batch[-1 if k is None else k]()
         with ctx:
             logits, loss = eval_model(X, Y)
         if k is not None:

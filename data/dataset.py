@@ -10,6 +10,8 @@ itos, stoi) are plain data and load as before.
     tokens = np.memmap('data/shakespeare_char/train.bin', dtype=token_dtype_of(meta), mode='r')
     tokenizer = dataset_tokenizer('data/shakespeare_char', meta)  # encode, decode, token_bytes
 """
+import hashlib
+import math
 import os
 import pickle
 
@@ -67,6 +69,44 @@ def open_dataset(data_dir, block_size):
         if tokens[split] <= block_size:
             raise DatasetError(f'{path} holds too few tokens for block_size={block_size}')
     return meta, dtype, tokens, dataset_tokenizer(data_dir, meta).token_bytes()
+
+
+class Batches:
+    """(x, y) tensors of windows of block_size tokens of a prepared dataset, y one token later, on the
+    device. A random batch is a pure function of the seed and its key, so a resumed run draws
+    exactly the batches an uninterrupted one would have. (torch is imported where it is used:
+    data/prepare.py imports this module too, and needs no torch.)"""
+
+    def __init__(self, data_dir, dtype, block_size, batch_size, device, seed):
+        self.data_dir, self.dtype, self.block_size, self.batch_size = data_dir, dtype, block_size, batch_size
+        self.device, self.seed = device, seed
+
+    def tokens(self, split):
+        # a new np.memmap every batch: one kept open grows in memory as it is read (a numpy leak)
+        return np.memmap(os.path.join(self.data_dir, f'{split}.bin'), dtype=self.dtype, mode='r')
+
+    def random(self, split, *key):
+        """batch_size windows starting where a generator seeded by (seed, split, *key) says."""
+        import torch
+        data = self.tokens(split)
+        digest = hashlib.blake2b(repr((self.seed, split) + key).encode(), digest_size=8).digest()
+        g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
+        return self.windows(data, torch.randint(len(data) - self.block_size, (self.batch_size,), generator=g).numpy())
+
+    def strided(self, split, stride):
+        """The same windows every time, every stride tokens, in batches: no sampling noise."""
+        data = self.tokens(split)
+        starts = np.arange(0, len(data) - self.block_size, stride)
+        chunks = np.array_split(starts, math.ceil(len(starts) / self.batch_size))
+        return [lambda chunk=chunk: self.windows(data, chunk) for chunk in chunks]
+
+    def windows(self, data, starts):
+        import torch
+        xy = torch.from_numpy(data[starts[:, None] + np.arange(self.block_size + 1)].astype(np.int64))
+        x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+        if self.device.startswith('cuda'):  # pinned, so that the copy to the GPU is asynchronous
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)
 
 
 def token_dtype_of(meta):
