@@ -108,7 +108,10 @@ try:
         rate = n / (median[who] - start_up[who])
         print(f'  {who:8s} sample.py {median[who]:7.1f} s  ({", ".join(f"{v:.1f}" for v in walls[who])})   '
               f'start-up {start_up[who]:4.1f} s, then {rate:6.1f} tokens/s')
-    print(f'  ours / nanoGPT: {median["ours"] / median["nanoGPT"]:.3f}x the time (goal: at most 0.25x)')
+    # the two runs of a round ran back to back, under much the same load from anything else
+    paired = [o / t for o, t in zip(walls['ours'], walls['nanoGPT'])]
+    print(f'  ours / nanoGPT: {median["ours"] / median["nanoGPT"]:.3f}x the time (goal: at most 0.25x); '
+          f'round by round {", ".join(f"{r:.3f}x" for r in paired)}, median {statistics.median(paired):.3f}x')
     rate = args.samples * n / (batch_wall - start_up['ours'])
     print(f'  ours, {args.samples} samples in one batch: {batch_wall:.1f} s, {rate:.1f} tokens/s after start-up '
           f'(nanoGPT draws them one after another, at its one-sample rate)')
