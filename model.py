@@ -440,16 +440,17 @@ class GPT(nn.Module):
         return achieved, (achieved / peak if peak else None)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True, vocab=None):
         """Extend idx (b, t) by max_new_tokens sampled tokens. Call model.eval() first.
         cache=False runs the whole context again for every token, as nanoGPT does: the same tokens
-        (within float rounding), slower."""
-        for idx_next in self.generate_tokens(idx, max_new_tokens, temperature, top_k, cache):
+        (within float rounding), slower. vocab: draw only ids below it, where the vocabulary is
+        padded (GPT-2's 50257 to 50304) with ids no tokenizer decodes."""
+        for idx_next in self.generate_tokens(idx, max_new_tokens, temperature, top_k, cache, vocab):
             idx = torch.cat((idx, idx_next), dim=1)
         return idx
 
     @torch.no_grad()
-    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True):
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True, vocab=None):
         """The max_new_tokens tokens (each (b, 1)) that extend idx (b, t), one by one as sampled."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature} (use top_k=1 for greedy)")
@@ -469,7 +470,7 @@ class GPT(nn.Module):
                 logits, _ = self(idx, cache=kv)
             else:
                 logits, _ = self(idx[:, -1:], cache=kv)
-            logits = logits[:, -1, :] / temperature
+            logits = logits[:, -1, :vocab] / temperature
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                 logits[logits < v[:, [-1]]] = -float("inf")

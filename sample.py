@@ -112,6 +112,7 @@ try:
 except ValueError as e: # a character the char vocabulary lacks
     die(f'the start text has characters this model never saw: {e}')
 decode = tokenizer.decode
+vocab = tokenizer.vocab_size # a model padded past it (nanoGPT's 50304 for GPT-2) draws none of the padding
 
 # the beginning of the prompt
 x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
@@ -128,7 +129,7 @@ with torch.no_grad():
     with ctx:
         if num_samples == 1 and sys.stdout.isatty(): # a terminal sees each token as it comes
             pending = list(start_ids) # the ids whose text is not on the screen yet
-            tokens = model.generate_tokens(x, max_new_tokens, temperature=temperature, top_k=top_k)
+            tokens = model.generate_tokens(x, max_new_tokens, temperature=temperature, top_k=top_k, vocab=vocab)
             while True:
                 text = decode(pending)
                 if not text.endswith('\ufffd'): # a character whose bytes span tokens waits for the rest
@@ -143,7 +144,7 @@ with torch.no_grad():
         else:
             for first in range(0, num_samples, batch_size):
                 n = min(batch_size, num_samples - first)
-                y = model.generate(x.expand(n, -1), max_new_tokens, temperature=temperature, top_k=top_k)
+                y = model.generate(x.expand(n, -1), max_new_tokens, temperature=temperature, top_k=top_k, vocab=vocab)
                 for sample in y.tolist():
                     print(decode(sample))
                     print('---------------')

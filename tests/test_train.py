@@ -311,3 +311,23 @@ def test_bench_reports_throughput_and_a_parsable_summary_on_cpu(workdir):
     assert float(fields['ms_per_iter']) > 0 and float(fields['tokens_per_s']) > 0
     assert float(fields['tflops']) > 0
     assert float(fields['tokens_per_s']) == pytest.approx(4 * 32 / float(fields['ms_per_iter']) * 1000, rel=0.01)
+
+
+def test_sample_never_draws_the_padding_of_a_padded_vocabulary(tmp_path):
+    # nanoGPT pads GPT-2's 50257 tokens to 50304; ids past 50256 decode to nothing. A model that
+    # favours them above all (its final norm emits ones; the padding rows sum highest) still
+    # samples text, as its dataset has no meta.pkl and so is GPT-2's
+    sys.path.insert(0, ROOT)
+    from model import GPT, GPTConfig
+    args = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, bias=True, vocab_size=50304, dropout=0.0)
+    model = GPT(GPTConfig(**args))
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.wte.weight[50257:] = 1.0
+    (tmp_path / 'out').mkdir()
+    torch.save({'model': model.state_dict(), 'model_args': args, 'iter_num': 0, 'best_val_loss': 9.9,
+                'config': {'dataset': 'openwebtext'}}, tmp_path / 'out' / 'ckpt.pt')
+    r = script('sample.py', '--device=cpu', '--num_samples=2', '--max_new_tokens=20', '--start=Hello', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('---------------\n') == 2 and r.stdout.startswith('Hello')
