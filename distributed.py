@@ -13,6 +13,7 @@ so the loop reads the same for one process or a thousand.
     stop, save, nonfinite = ranks.agree(requests, loss)       # once an iteration, before the step
     error = ranks.save_sharded(model, optimizer, state, 'out', True, fail)  # FSDP: each rank its shards
 """
+import itertools
 import json
 import math
 import os
@@ -151,11 +152,10 @@ class Ranks:
         """The indices of n evaluation batches this rank runs: every world_size-th one. Under FSDP
         every rank runs as many forwards, so some run one index twice (their result not counted:
         see counted)."""
-        mine = list(range(self.rank, n, self.world_size))
-        if self.sharded:
-            rounds = -(-n // self.world_size)
-            mine += [None] * (rounds - len(mine))
-        return mine
+        mine = range(self.rank, n, self.world_size) # lazy: eval_iters may be huge
+        if not self.sharded:
+            return mine
+        return itertools.chain(mine, [None] * (-(-n // self.world_size) - len(mine)))
 
     def stopping(self, stop):
         """Whether an evaluation stops here for a stop request: this rank's alone, but under FSDP

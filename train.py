@@ -332,14 +332,15 @@ def split_sums(eval_model, split):
     """(the sum of the losses of this rank's windows, how many windows, the bytes their targets
     spell), or None when cut short."""
     if split == 'val' and eval_stride: # the same windows every time: no noise between evaluations, or runs
-        batch = batches.strided(split, eval_stride)
+        strided = batches.strided(split, eval_stride)
+        n, batch = len(strided), lambda k: strided[k]()
     else:
-        batch = [lambda k=k: batches.random(split, 'eval', k) for k in range(eval_iters)]
+        n, batch = eval_iters, lambda k: batches.random(split, 'eval', k)
     total, count, nbytes = 0.0, 0, 0
-    for k in ranks.shares(len(batch)): # None: a forward FSDP needs from every rank, not counted
+    for k in ranks.shares(n): # None: a forward FSDP needs from every rank, not counted
         if ranks.stopping(requests.stop): # 200 batches of a big model outlast the ~30 s before SIGKILL
             return None
-        X, Y = batch[-1 if k is None else k]()
+        X, Y = batch(n - 1 if k is None else k)
         with ctx:
             logits, loss = eval_model(X, Y)
         if k is not None:

@@ -94,7 +94,7 @@ def copy_run(sharded, tmp_path, out='out'):
     return tmp_path, expected
 
 
-@pytest.mark.parametrize('nproc', [1, 4])
+@pytest.mark.parametrize('nproc', [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_a_sharded_checkpoint_resumes_at_another_world_size_as_if_never_stopped(sharded, tmp_path, nproc):
     workdir, expected = copy_run(sharded, tmp_path)
     args = [*SAME, '--eval_interval=3', '--max_iters=12', '--init_from=resume']
@@ -176,7 +176,8 @@ def test_a_sharded_checkpoint_whose_metadata_carries_code_is_refused_and_the_cod
 
 # ----------------------------------------------------------------------------- the fault rules under FSDP
 
-@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 'terminated (SIGTERM)'), (signal.SIGINT, 'interrupted')])
+@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 'terminated (SIGTERM)'),
+                                            pytest.param(signal.SIGINT, 'interrupted', marks=pytest.mark.slow)])
 def test_sigterm_and_ctrl_c_save_a_sharded_checkpoint_and_stop_every_rank(workdir, signum, status):
     proc = torchrun_popen(os.path.join(ROOT, 'train.py'), *TINY, *FSDP, '--gradient_accumulation_steps=2',
                           '--max_iters=100000', '--eval_interval=100000', cwd=workdir)
@@ -210,23 +211,24 @@ def test_a_stopped_rank_under_fsdp_ends_every_rank_within_ddp_timeout(workdir):
     wait_for(workdir, lambda run: any(t.startswith('iter 2:') for t in texts(run)), proc)
     rank_1 = worker(proc.pid, rank=1)
     os.kill(rank_1, signal.SIGSTOP)
-    proc.communicate(timeout=timeout + 90)
-    assert proc.returncode != 0 and not os.path.exists(f'/proc/{rank_1}')
-    run = read_log(logs_in(workdir)[0])
+    run = wait_for(workdir, lambda run: run.status is not None, proc, timeout=timeout + 60)
+    # torchrun would SIGKILL the stopped rank 30 s later (test_faults.py waits for it): not again here
+    os.kill(rank_1, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
     assert re.fullmatch(rf'failed: lost contact with another rank at iter \d+ \(ddp_timeout={timeout}s\): .*',
                         run.status), run.status
 
 
-def test_a_non_finite_loss_under_fsdp_stops_every_rank_with_the_sharded_checkpoint_intact(workdir):
-    r = torchrun(2, *TINY, *FSDP, '--gradient_accumulation_steps=2', '--max_iters=4', '--eval_interval=4', cwd=workdir)
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_a_non_finite_loss_under_fsdp_stops_every_rank_with_the_sharded_checkpoint_intact(sharded, tmp_path):
+    workdir, _ = copy_run(sharded, tmp_path)
     sums = (workdir / 'out' / 'ckpt.sha256').read_text()
     r = torchrun(2, *TINY, *FSDP, '--gradient_accumulation_steps=2', '--init_from=resume', '--max_iters=100',
                  '--learning_rate=1e30', '--warmup_iters=0', '--decay_lr=False', cwd=workdir)
     assert r.returncode != 0
     run = read_log(logs_in(workdir)[-1])
     assert re.fullmatch(r'failed: non-finite loss at iter \d+', run.status), run.status
-    assert f'{os.path.join("out", "ckpt")} (iter 4) is intact' in ' '.join(texts(run))
+    assert f'{os.path.join("out", "ckpt")} (iter 6) is intact' in ' '.join(texts(run))
     assert (workdir / 'out' / 'ckpt.sha256').read_text() == sums
 
 

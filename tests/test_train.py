@@ -153,12 +153,13 @@ def git(*args, cwd):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('git') is None, reason='needs git')
 def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(workdir):
     code = workdir / 'code'  # a copy of the project's scripts: a checkout of its own, then none
     code.mkdir()
-    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py', 'checkpoint.py'):
-        shutil.copy(os.path.join(ROOT, name), code)
+    for path in glob.glob(os.path.join(ROOT, '*.py')):  # the modules train.py imports, and the rest
+        shutil.copy(path, code)
     (code / 'data').mkdir()
     for path in glob.glob(os.path.join(ROOT, 'data', '*.py')):  # the data modules train.py imports
         shutil.copy(path, code / 'data')
@@ -183,6 +184,7 @@ def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(wor
     assert code_lines('none') == []
 
 
+@pytest.mark.slow
 def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_found(workdir):
     # python train.py config/shakespeare.py --log_dir=shakespeare_logs, cut short
     shutil.copytree(workdir / 'data' / 'tiny', workdir / 'data' / 'shakespeare_char')
