@@ -270,12 +270,13 @@ else:
 if block_size < model.config.block_size:
     model.crop_block_size(block_size) # so that the checkpoint will have the right value
     model_args['block_size'] = block_size
-model.to(device)
+if ranks.sharded: # before the optimizer, which then holds each rank's shards; FSDP moves each block
+    ranks.shard(model, ptdtype) # to the device as it shards it, so no GPU ever holds the whole model
+else:
+    model.to(device)
 report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
 if rank:
     torch.manual_seed(seed + rank) # each rank its own dropout; rank 0's is one process's
-if ranks.sharded:
-    ranks.shard(model, ptdtype) # before the optimizer, which then holds each rank's shards
 
 # a GradScaler does something only for float16, whose gradients can underflow
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))

@@ -40,7 +40,7 @@ def worker(args):
     torch.manual_seed(0)
     config = GPTConfig(n_layer=args.n_layer, n_head=args.n_embd // 64, n_embd=args.n_embd, block_size=args.block_size,
                        vocab_size=50304, bias=False)
-    model = GPT(config).to(ranks.device)
+    model = GPT(config)  # FSDP moves each block to the device as it shards it; DDP all of it at once
     params = model.get_num_params()
     block = sum(p.numel() for p in model.transformer.h[0].parameters())
     dtype = getattr(torch, args.dtype)
@@ -49,6 +49,8 @@ def worker(args):
            else contextlib.nullcontext())
     if ranks.sharded:
         ranks.shard(model, dtype)
+    else:
+        model.to(ranks.device)
     optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), ranks.device_type, args.optimizer, 0.02, 0.95)
     train = ranks.wrap(model, compile=args.compile)
     x = torch.randint(50304, (args.batch_size, args.block_size), device=ranks.device)
