@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from configurator import check, configure, die, resolve
+from data.dataset import DatasetError, read_meta, token_dtype_of
 from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -67,8 +68,14 @@ ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=de
 if real_data:
     path = os.path.join('data', dataset, 'train.bin')
     if not os.path.exists(path):
-        die(f'{path} not found: prepare it with `python data/{dataset}/prepare.py`, or use --real_data=False')
-    data = np.memmap(path, dtype=np.uint16, mode='r')
+        die(f'{path} not found: prepare it with `python data/prepare.py YOUR_TEXT --dataset={dataset}`, '
+            'or use --real_data=False')
+    meta_path = os.path.join('data', dataset, 'meta.pkl')
+    try: # the token files' dtype (uint16, or uint32 for a large vocabulary), from meta.pkl as plain data
+        meta = read_meta(meta_path) if os.path.exists(meta_path) else None
+    except DatasetError as e:
+        die(e)
+    data = np.memmap(path, dtype=token_dtype_of(meta), mode='r')
     if len(data) <= block_size:
         die(f'{path} holds {len(data)} tokens, too few for block_size={block_size}')
     vocab_size = max(vocab_size, int(data.max()) + 1)

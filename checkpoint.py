@@ -5,25 +5,46 @@ to fall back on. train.py writes and resumes with it, sample.py reads with it.
 
     write_checkpoint(checkpoint, 'out')                  # a dict: model, optimizer, iter_num, ...
     path, checkpoint, notes = load_checkpoint('out', map_location='cpu')
+    python checkpoint.py export out model.pt             # the newest, as one nanoGPT-style file
 
-In out_dir:
-- ckpt.pt       the newest checkpoint, exactly what torch.save writes: nanoGPT and torch.load read it
-- ckpt_prev.pt  the one ckpt.pt replaced (keep_previous=True): the fallback when ckpt.pt is damaged
-- ckpt.sha256   the sha256 of each, in sha256sum's format (`cd out && sha256sum -c ckpt.sha256`),
-                computed while the file is written, in the same pass
+In out_dir, the newest checkpoint and the one before it, each a file or a folder:
+- ckpt.pt, ckpt_prev.pt  one process or DDP: exactly what torch.save writes (nanoGPT and torch.load
+                         read it)
+- ckpt/, ckpt_prev/      FSDP: torch.distributed.checkpoint's files, each rank's shards and the
+                         .metadata, and state.json (iter_num, model_args, config, ...): no rank ever
+                         holds the whole model. Any world size resumes from it, and so does one
+                         process; sample.py reads it, and `export` turns it into one file
+- ckpt.sha256            the sha256 of every file of both, in sha256sum's format (`cd out && sha256sum
+                         -c ckpt.sha256`), computed as the files are written
 
-A file is intact when its sha256 is one that ckpt.sha256 lists. A save lists the new file's sum
-before the renames that put it in place and drops the replaced one's after them, so a crash at any
-point leaves every file in place listed. A checkpoint with no sum listed (written by nanoGPT, or
-before sums existed) is loaded unchecked, with a note saying so.
+A save puts its checkpoint in place as the newest, whichever kind the newest was; that one becomes
+the previous and the older previous goes. The sums of the new files and the moved ones' new names
+are listed before anything moves, and the names gone are dropped after, so a crash at any point
+leaves every file in place listed. A file is intact when its sha256 is one listed for its name; a
+checkpoint with no sum listed (written by nanoGPT, or before sums existed) is loaded unchecked,
+with a note saying so.
+
+Loading runs no code: torch.load(weights_only=True) builds tensors, dicts, lists, strings and
+numbers (all that train.py and nanoGPT save: weights, AdamW's or Muon's state, model_args,
+config, the GradScaler's state) and refuses any other class or function a pickle names, before it
+is imported. A checkpoint that names one is refused outright, never swapped for an older one:
+someone made it, and the user should know. A sharded checkpoint's .metadata is read the same way,
+with only torch.distributed.checkpoint's own record classes allowed.
 """
 import contextlib
 import hashlib
+import json
 import os
+import pickle
+import re
+import shutil
+import sys
+import warnings
 
 import torch
 
-NAME, PREVIOUS, SUMS = 'ckpt.pt', 'ckpt_prev.pt', 'ckpt.sha256'
+NAME, PREVIOUS, FOLDER, PREVIOUS_FOLDER, SUMS = 'ckpt.pt', 'ckpt_prev.pt', 'ckpt', 'ckpt_prev', 'ckpt.sha256'
+NEWEST, OLDER = (NAME, FOLDER), (PREVIOUS, PREVIOUS_FOLDER)
 
 
 class CheckpointError(Exception):
@@ -31,63 +52,143 @@ class CheckpointError(Exception):
     the files and what is wrong."""
 
 
+def check_out_dir(out_dir):
+    """Refuse, in one line, an out_dir that cannot become a folder this process writes: out_dir is
+    made only later, so its nearest existing folder must allow it."""
+    existing = os.path.abspath(out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CheckpointError(f'out_dir {out_dir!r} cannot be a directory: {existing} is a file')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CheckpointError(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
+
+
+def start_from(init_from, out_dir, eval_only=False):
+    """(init_from made definite, the checkpoints in out_dir newest first). 'auto' resumes where out_dir
+    holds a checkpoint and starts from scratch otherwise: one command line for the first start and
+    every restart. CheckpointError where a run would resume from nothing, or start over a checkpoint."""
+    found = find_checkpoints(out_dir)
+    if init_from == 'auto':
+        init_from = 'resume' if found else 'scratch'
+    if init_from == 'resume' and not found:
+        raise CheckpointError(f'--init_from=resume: no checkpoint in {out_dir} (set --out_dir to the run to resume)')
+    if init_from != 'resume' and not eval_only and found:
+        raise CheckpointError(f'{found[0]} already holds a checkpoint: continue it with --init_from=resume, or with '
+                              '--init_from=auto (resumes when out_dir holds a checkpoint, starts otherwise: for '
+                              'torchrun --max-restarts and SLURM requeues), or pick another --out_dir')
+    return init_from, found
+
+
 def find_checkpoints(out_dir):
-    """The checkpoint files in out_dir, newest first."""
-    paths = [os.path.join(out_dir, name) for name in (NAME, PREVIOUS)]
+    """The checkpoints in out_dir (files or folders), newest first."""
+    paths = [os.path.join(out_dir, name) for name in NEWEST + OLDER]
     return [path for path in paths if os.path.exists(path)]
 
 
 def write_checkpoint(checkpoint, out_dir, keep_previous=True):
-    """Write checkpoint (a dict) to out_dir/ckpt.pt, keeping the one it replaces as ckpt_prev.pt.
+    """Write checkpoint (a dict) to out_dir/ckpt.pt, keeping the one it replaces as the previous.
     Raises what went wrong (OSError for a full disk); then the files in place are as they were and
     no temporary file is left. A tensor holding a NaN or an infinity is refused (CheckpointError)
     before anything is written: it would replace a good checkpoint with one that cannot train."""
     bad = nonfinite(checkpoint)
     if bad:
         raise CheckpointError(f'non-finite values in {bad}')
-    path, previous = os.path.join(out_dir, NAME), os.path.join(out_dir, PREVIOUS)
-    sums = read_sums(out_dir)
-    had = os.path.exists(path)
-    moved = keep_previous and had
-    def make_way(): # once the new file is on disk: list its sum, then move the one it replaces
-        write_sums(out_dir, sums + [(hashed.sha256.hexdigest(), NAME)])
-        if moved:
-            os.replace(path, previous)
-    with atomic_file(path, 'wb', before_replace=make_way) as f:
-        hashed = HashingFile(f)
-        try:
-            torch.save(checkpoint, hashed)
-        except RuntimeError:
-            if hashed.error: # torch's writer wraps the OSError that says what happened (disk full)
-                raise hashed.error from None
-            raise
-    # ckpt_prev.pt's sums: ckpt.pt's if it just moved there, else its own; and ckpt.pt's too where
-    # ckpt.pt was missing, moved there by a save that a crash cut short. Such a crash may leave a
-    # name a second, stale sum (of a file that never took its place): it is gone two saves later.
-    names = (NAME,) if moved else (PREVIOUS,) if had else (PREVIOUS, NAME)
-    kept = [(h, PREVIOUS) for h, name in sums if name in names]
-    write_sums(out_dir, [(hashed.sha256.hexdigest(), NAME)] + (kept if os.path.exists(previous) else []))
+    tmp = os.path.join(out_dir, NAME + '.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            hashed = HashingFile(f)
+            try:
+                torch.save(checkpoint, hashed)
+            except RuntimeError:
+                if hashed.error:  # torch's writer wraps the OSError that says what happened (disk full)
+                    raise hashed.error from None
+                raise
+            f.flush()
+            os.fsync(f.fileno())
+        install(out_dir, tmp, NAME, [(hashed.sha256.hexdigest(), NAME)], keep_previous)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def commit_folder(out_dir, sums, keep_previous=True):
+    """Put out_dir/ckpt.tmp/, a sharded checkpoint whose files are all written and synced, in place
+    as out_dir/ckpt/; sums are its files' sha256 ({file name: sha256})."""
+    tmp = os.path.join(out_dir, FOLDER + '.tmp')
+    install(out_dir, tmp, FOLDER, [(digest, f'{FOLDER}/{name}') for name, digest in sorted(sums.items())],
+            keep_previous)
+
+
+def install(out_dir, tmp, name, sums, keep_previous):
+    """tmp (a file or folder in out_dir) takes its place as name, the newest checkpoint; sums are
+    [(sha256, name in out_dir)] of its files. The newest before it (ckpt.pt or ckpt/) becomes the
+    previous (ckpt_prev.pt or ckpt_prev/), or goes without keep_previous; the older previous goes."""
+    old = read_sums(out_dir)
+    newest = next((n for n in NEWEST if os.path.exists(os.path.join(out_dir, n))), None)
+    if newest:
+        previous = PREVIOUS if newest == NAME else PREVIOUS_FOLDER
+        kept = [(d, previous + n[len(newest):]) for d, n in old if within(n, newest)] if keep_previous else []
+    else:  # a crash took the newest away mid-save: the previous stays the previous
+        kept = [(d, n) for d, n in old if any(within(n, o) for o in OLDER)] if keep_previous else []
+    write_sums(out_dir, old + sums + kept)  # every name a file has, or is about to have
+    if newest:
+        for older in OLDER:
+            remove(os.path.join(out_dir, older))
+        if keep_previous:
+            os.replace(os.path.join(out_dir, newest), os.path.join(out_dir, previous))
+        else:
+            remove(os.path.join(out_dir, newest))
+    os.replace(tmp, os.path.join(out_dir, name))
+    sync_folder(out_dir)
+    if not keep_previous:
+        for older in OLDER:
+            remove(os.path.join(out_dir, older))
+    write_sums(out_dir, sums + kept)
+
+
+def within(name, top):
+    """Whether name (in ckpt.sha256) is the file top or a file in the folder top."""
+    return name == top or name.startswith(top + '/')
+
+
+def remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def load_checkpoint(out_dir, map_location='cpu'):
-    """(path, checkpoint, notes): the newest checkpoint in out_dir that is intact. notes are lines for
-    the user: an older checkpoint taken because the newest is damaged, or a checkpoint loaded
-    unchecked. Raises CheckpointError when there is none."""
+    """(path, checkpoint, notes): the newest checkpoint in out_dir that is intact. For a sharded one
+    (a folder) checkpoint holds its state.json, and 'sharded' its path: read_sharded loads its
+    tensors. notes are lines for the user: an older checkpoint taken because the newest is damaged,
+    or a checkpoint loaded unchecked. Raises CheckpointError when there is none."""
     sums = read_sums(out_dir)
-    listed, named = {digest for digest, _ in sums}, {name for _, name in sums}
     sums_path = os.path.join(out_dir, SUMS)
     problems, notes = [], []
     for path in find_checkpoints(out_dir):
-        digest = file_sha256(path)
-        if digest not in listed and os.path.basename(path) in named:
-            problems.append(f'{path} is damaged: its sha256 is not the one {sums_path} recorded when it was saved '
-                            '(a truncated or corrupted copy)')
+        problem, unchecked = check(path, out_dir, sums)
+        if problem:
+            problems.append(f'{path} is damaged: {problem}')
             continue
-        if digest not in listed:
+        if unchecked:
             notes.append(f'{path} has no sha256 in {sums_path} (saved by nanoGPT, or before checksums): '
                          'loaded unchecked')
         try:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+            checkpoint = read_state(path) if os.path.isdir(path) else torch.load(path, map_location=map_location,
+                                                                                weights_only=True)
+        except pickle.UnpicklingError as e:
+            held = re.search(r'GLOBAL ([\w.]+)', str(e))
+            if not held:
+                problems.append(f'{path} cannot be read: {first_sentence(e)}')
+                continue
+            name = held.group(1) if '.' in held.group(1) else f'builtins.{held.group(1)}'  # torch drops 'builtins.'
+            # not damage but a file made to run something: no older checkpoint is taken in its place
+            raise CheckpointError(f'{path} is refused: it holds {name}, which loading would import and '
+                                  'run; a checkpoint may hold only tensors and plain data, as those of train.py '
+                                  'and nanoGPT do') from None
         except Exception as e:
             problems.append(f'{path} cannot be read: {first_sentence(e)}')
             continue
@@ -102,6 +203,88 @@ def load_checkpoint(out_dir, map_location='cpu'):
     if len(problems) == 1:
         problems.append(f'no older checkpoint is kept (if {NAME} was replaced on purpose, delete {sums_path})')
     raise CheckpointError('; '.join(problems))
+
+
+def check(path, out_dir, sums):
+    """(what is wrong with the checkpoint at path, or None; whether no sums are listed for it)."""
+    top, sums_path = os.path.relpath(path, out_dir), os.path.join(out_dir, SUMS)
+    listed = {}
+    for digest, name in sums:
+        if within(name, top):
+            listed.setdefault(name, set()).add(digest)
+    if not listed:
+        return None, True
+    if not os.path.isdir(path):
+        if file_sha256(path) not in listed.get(top, ()):
+            return f'its sha256 is not the one {sums_path} recorded when it was saved (a truncated or corrupted copy)', False
+        return None, False
+    files = {f'{top}/{name}' for name in os.listdir(path)}
+    for name in sorted(set(listed) - files):
+        return f'{name}, which {sums_path} lists, is missing (an incomplete copy)', False
+    for name in sorted(files):
+        if name not in listed:
+            return f'{name} is not in {sums_path} (a file that was not saved with it)', False
+        if file_sha256(os.path.join(out_dir, name)) not in listed[name]:
+            return (f'the sha256 of {name} is not the one {sums_path} recorded when it was saved (a truncated or '
+                    'corrupted copy)'), False
+    return None, False
+
+
+def read_state(folder):
+    """A sharded checkpoint's state.json, with 'model' standing for its shards; its .metadata is
+    read too, to refuse one that names a class it should not (pickle.UnpicklingError)."""
+    read_metadata(folder)
+    with open(os.path.join(folder, 'state.json')) as f:
+        state = json.load(f)
+    return {**state, 'model': None, 'sharded': folder}
+
+
+def read_metadata(folder):
+    with open(os.path.join(folder, '.metadata'), 'rb') as f:
+        return SafeUnpickler(f).load()
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """The classes a sharded checkpoint's .metadata is made of, and nothing else."""
+    allowed = {('torch', 'Size'), ('pathlib', 'PosixPath'), ('pathlib', 'WindowsPath'),
+               ('torch.serialization', '_get_layout'),
+               ('torch.distributed.checkpoint.filesystem', '_StorageInfo')}
+
+    def find_class(self, module, name):
+        import torch.distributed.checkpoint.metadata  # noqa: F401 (the classes below)
+        if ((module, name) in self.allowed or module == 'torch.distributed.checkpoint.metadata'
+                or (module == 'torch' and isinstance(getattr(torch, name, None), torch.dtype))):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'GLOBAL {module}.{name}')
+
+
+def read_sharded(folder, target):
+    """Load the tensors of the sharded checkpoint in folder into target ({'model': state dict, ...},
+    the keys to load), resharded as target holds them: FSDP's shards at any world size, or whole
+    tensors in one process. What it reads runs no code, as load_checkpoint's loads."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint._traverse import set_element
+    from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+
+    class Reader(dcp.FileSystemReader):
+        def read_metadata(self, *args, **kwargs):
+            metadata = read_metadata(folder)
+            metadata.storage_meta = metadata.storage_meta or dcp.metadata.StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    class Planner(DefaultLoadPlanner):
+        def load_bytes(self, read_item, value):  # torch's own loads these with weights_only=False
+            loaded = torch.load(value, weights_only=True)
+            if self.flatten_state_dict:
+                set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], loaded)
+            else:
+                self.state_dict[read_item.dest_index.fqn] = loaded
+
+    alone = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    with warnings.catch_warnings():  # one process reading alone is what it is for: no warning to say so
+        warnings.simplefilter('ignore', UserWarning)
+        dcp.load(target, storage_reader=Reader(folder), planner=Planner(), no_dist=alone)
 
 
 class HashingFile:
@@ -147,23 +330,27 @@ def write_sums(out_dir, sums):
 
 
 @contextlib.contextmanager
-def atomic_file(path, mode, before_replace=lambda: None):
+def atomic_file(path, mode):
     """Write path whole or not at all: the bytes go to path.tmp, which takes path's place once they
-    are on disk and before_replace() has run, and the rename is made durable. On any failure the
-    temporary file is removed and path is as it was."""
+    are on disk, and the rename is made durable. On any failure the temporary file is removed and
+    path is as it was."""
     tmp = path + '.tmp'
     try:
         with open(tmp, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        before_replace()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    fd = os.open(os.path.dirname(path) or '.', os.O_RDONLY)
+    sync_folder(os.path.dirname(path))
+
+
+def sync_folder(folder):
+    """Make the renames in folder durable."""
+    fd = os.open(folder or '.', os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -198,3 +385,37 @@ def first_sentence(error):
     """The gist of an error as one line: torch's unpickling errors run on for a paragraph."""
     text = ' '.join(str(error).split()) or type(error).__name__
     return text.split('. ')[0][:300]
+
+
+def export(out_dir, out_file):
+    """The newest intact checkpoint of out_dir, sharded or not, as one file in nanoGPT's layout:
+    model, model_args, iter_num, best_val_loss and config (no optimizer), which
+    torch.load(weights_only=True) reads and nanoGPT's sample.py samples from."""
+    from model import GPT, GPTConfig
+    if os.path.exists(out_file):
+        raise CheckpointError(f'{out_file} already exists: pick another name')
+    path, checkpoint, notes = load_checkpoint(out_dir)
+    for note in notes:
+        print(note, file=sys.stderr)
+    weights = checkpoint['model']
+    if 'sharded' in checkpoint:  # whole tensors in this one process, a tensor at a time as they come
+        model = GPT(GPTConfig(**checkpoint['model_args']))
+        target = {'model': model.state_dict()}
+        read_sharded(path, target)
+        weights = target['model']
+    exported = {'model': weights, **{k: checkpoint.get(k) for k in ('model_args', 'iter_num', 'best_val_loss', 'config')}}
+    with atomic_file(out_file, 'wb') as f:
+        torch.save(exported, f)
+    return path
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 4 or sys.argv[1] != 'export':
+        print('usage: python checkpoint.py export OUT_DIR FILE.pt', file=sys.stderr)
+        sys.exit(2)
+    try:
+        source = export(sys.argv[2], sys.argv[3])
+    except CheckpointError as e:
+        print(f'checkpoint.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    print(f'exported {source} to {sys.argv[3]}')

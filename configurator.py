@@ -179,6 +179,7 @@ RULES = [
     ('eval_stride', lambda n: n >= 0, 'must be at least 0 (0: eval_iters random batches)'),
     # distributed training
     ('ddp_timeout', lambda t: t > 0, 'must be > 0 (seconds)'),
+    ('parallel', lambda s: s in ('ddp', 'fsdp'), "must be 'ddp' or 'fsdp'"),
     # names and paths
     ('init_from', lambda s: s in ('scratch', 'resume', 'auto') + GPT2_MODELS,
      f"must be 'scratch', 'resume', 'auto' or one of {', '.join(GPT2_MODELS)}"),

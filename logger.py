@@ -18,6 +18,7 @@ import atexit
 import datetime
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +152,21 @@ class TrainingLogger:
     def _close_at_exit(self):
         # the interpreter is exiting without close(): say how, from the uncaught exception if any
         self.close(exit_status(getattr(sys, 'last_value', None)))
+
+
+def code_version(folder):
+    """The git commit of the checkout that folder is in, plus ' dirty' if tracked files changed;
+    None outside git. One `git status` (a few ms); --no-optional-locks keeps it off the index lock."""
+    try:
+        git = subprocess.run(['git', '--no-optional-locks', 'status', '--porcelain=v2', '--branch',
+                              '--untracked-files=no'], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = git.stdout.splitlines()
+    commit = next((line[13:] for line in lines if line.startswith('# branch.oid ')), '(initial)')
+    if git.returncode or commit == '(initial)':
+        return None
+    return commit + (' dirty' if any(not line.startswith('#') for line in lines) else '')
 
 
 def exit_status(exc):

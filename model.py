@@ -1,5 +1,6 @@
 """
-GPT-2 in one file: a config dataclass, four small modules and the model.
+GPT-2 in one file: a config dataclass, four small modules, the model and the KV cache its
+generation keeps.
 
 Parameter names and shapes follow nanoGPT's model.py, so its checkpoints load with
 load_state_dict as they are, and OpenAI's GPT-2 weights load through HuggingFace.
@@ -55,7 +56,7 @@ class LayerNorm(nn.Module):
 
 class CausalSelfAttention(nn.Module):
 
-    def __init__(self, config):
+    def __init__(self, config, layer):
         super().__init__()
         if config.n_embd % config.n_head != 0:
             raise ValueError(f"n_embd ({config.n_embd}) must be a multiple of "
@@ -67,10 +68,11 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.qk_norm = config.qk_norm
+        self.layer = layer  # which of the blocks: its place in a KVCache
         # No causal-mask buffer: scaled_dot_product_attention masks by itself (is_causal),
         # and a buffer would add a key that nanoGPT's flash-attention checkpoints lack.
 
-    def forward(self, x, rotary=None):
+    def forward(self, x, rotary=None, cache=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size)
@@ -81,8 +83,12 @@ class CausalSelfAttention(nn.Module):
             q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
+        causal = True
+        if cache is not None:  # generation: attend to every position run before as well
+            k, v = cache.add(self.layer, k, v)
+            causal = T > 1  # the prompt is causal among itself; one new token sees all before it
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
@@ -126,17 +132,40 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: the residual stream itself is never normalised."""
 
-    def __init__(self, config):
+    def __init__(self, config, layer):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer)
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, rotary=None):
-        x = x + self.attn(self.ln_1(x), rotary)
+    def forward(self, x, rotary=None, cache=None):
+        x = x + self.attn(self.ln_1(x), rotary, cache)
         x = x + self.mlp(self.ln_2(x))
         return x
+
+
+class KVCache:
+    """The keys and values of every position run so far, for each block, so that generation runs
+    each new token alone instead of the whole context again: the prompt goes in first, whole, then
+    one token a call. Holds up to `size` positions; filled by GPT.forward(idx, cache=...)."""
+
+    def __init__(self, n_layer, size):
+        self.size = size
+        self.pos = 0  # positions held: the next token's position
+        self.k, self.v = [None] * n_layer, [None] * n_layer
+
+    def add(self, layer, k, v):
+        """Append k, v (b, n_head, t, head_size) after the positions held; all keys and values so far."""
+        if self.pos and k.size(2) > 1:  # its attention would need a mask: see CausalSelfAttention
+            raise ValueError("a KVCache takes the prompt first, then one token at a time")
+        if self.k[layer] is None:  # made at first use, in the dtype autocast computes keys in
+            b, h, _, d = k.shape
+            self.k[layer], self.v[layer] = k.new_empty(b, h, self.size, d), v.new_empty(b, h, self.size, d)
+        end = self.pos + k.size(2)
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 # Dense (no sparsity) peak FLOP/s from NVIDIA's datasheets, for the dtypes a GPT trains in.
@@ -214,7 +243,7 @@ class GPT(nn.Module):
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             **wpe,
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, layer) for layer in range(config.n_layer)]),
             ln_f=LayerNorm(config.n_embd, bias=config.bias),
         ))
         if config.rope:
@@ -262,21 +291,25 @@ class GPT(nn.Module):
                 n_params -= self.transformer.wte.weight.numel()
         return n_params
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, cache=None):
+        """cache (a KVCache, for generation): idx continues the positions it holds, and is added to it."""
         b, t = idx.size()
-        if t > self.config.block_size:
-            raise ValueError(f"cannot forward a sequence of length {t}: "
+        start = 0 if cache is None else cache.pos  # the position of idx's first token
+        if start + t > self.config.block_size:
+            raise ValueError(f"cannot forward a sequence of length {start + t}: "
                              f"block_size is only {self.config.block_size}")
         x = self.transformer.wte(idx)
         rotary = None
         if self.config.rope:
-            rotary = self.rotary_cos[:t], self.rotary_sin[:t]
+            rotary = self.rotary_cos[start:start + t], self.rotary_sin[start:start + t]
         else:
-            x = x + self.transformer.wpe(torch.arange(0, t, dtype=torch.long, device=idx.device))
+            x = x + self.transformer.wpe(torch.arange(start, start + t, dtype=torch.long, device=idx.device))
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, rotary)
+            x = block(x, rotary, cache)
         x = self.transformer.ln_f(x)
+        if cache is not None:
+            cache.pos += t
 
         if targets is not None:
             logits = self.softcap(self.lm_head(x))
@@ -407,24 +440,44 @@ class GPT(nn.Module):
         return achieved, (achieved / peak if peak else None)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
-        """Extend idx (b, t) by max_new_tokens sampled tokens. Call model.eval() first."""
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True, vocab=None):
+        """Extend idx (b, t) by max_new_tokens sampled tokens. Call model.eval() first.
+        cache=False runs the whole context again for every token, as nanoGPT does: the same tokens
+        (within float rounding), slower. vocab: draw only ids below it, where the vocabulary is
+        padded (GPT-2's 50257 to 50304) with ids no tokenizer decodes."""
+        for idx_next in self.generate_tokens(idx, max_new_tokens, temperature, top_k, cache, vocab):
+            idx = torch.cat((idx, idx_next), dim=1)
+        return idx
+
+    @torch.no_grad()
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, cache=True, vocab=None):
+        """The max_new_tokens tokens (each (b, 1)) that extend idx (b, t), one by one as sampled."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature} (use top_k=1 for greedy)")
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
+        block_size = self.config.block_size
+        # the prompt runs once, then each new token alone against the cached keys and values
+        kv = KVCache(self.config.n_layer, min(block_size, idx.size(1) + max_new_tokens)) if cache else None
         for _ in range(max_new_tokens):
-            # the model has seen positions only up to block_size: keep the latest tokens
-            idx_cond = idx[:, -self.config.block_size:]
-            logits, _ = self(idx_cond)
-            logits = logits[:, -1, :] / temperature
+            if kv is None or idx.size(1) > block_size:
+                # The model has seen positions only up to block_size: keep the latest tokens, as
+                # nanoGPT does. Once the window slides, each token in it has a new position and no
+                # longer sees the tokens that left, so its keys and values from the second layer up
+                # are not those cached, rotary positions or not: the window runs whole, at nanoGPT's cost.
+                logits, _ = self(idx[:, -block_size:])
+            elif kv.pos == 0:
+                logits, _ = self(idx, cache=kv)
+            else:
+                logits, _ = self(idx[:, -1:], cache=kv)
+            logits = logits[:, -1, :vocab] / temperature
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                 logits[logits < v[:, [-1]]] = -float("inf")
             probs = F.softmax(logits, dim=-1)
             idx_next = torch.multinomial(probs, num_samples=1)
             idx = torch.cat((idx, idx_next), dim=1)
-        return idx
+            yield idx_next
 
 
 def orthogonalize(g, steps=5):
@@ -448,7 +501,10 @@ class Muon(torch.optim.Optimizer):
     Muon moves a weight matrix along its Nesterov momentum made orthogonal, so that every
     direction of the matrix learns at the same rate, however lopsided the raw gradient is.
     It suits the hidden matrices; embeddings, the head and gains keep AdamW. One optimizer for
-    both leaves the training loop, the GradScaler and the checkpoints as they are for AdamW."""
+    both leaves the training loop, the GradScaler and the checkpoints as they are for AdamW.
+    Under FSDP each rank holds some rows of a matrix and its momentum: the update is gathered
+    whole, made orthogonal (on every rank alike), and each rank keeps its rows (KellerJordan/Muon
+    #45: orthogonalising a shard alone is wrong)."""
 
     def __init__(self, groups, lr, betas=(0.9, 0.95), momentum=0.95, ns_steps=5, eps=1e-8):
         super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0, muon=False,
@@ -468,7 +524,13 @@ class Muon(torch.optim.Optimizer):
                     if not state:
                         state["momentum_buffer"] = torch.zeros_like(p)
                     buf = state["momentum_buffer"].lerp_(g, 1 - group["momentum"])
-                    update = orthogonalize(g.lerp(buf, group["momentum"]), group["ns_steps"])
+                    update = g.lerp(buf, group["momentum"])
+                    if hasattr(update, "full_tensor"):  # FSDP's DTensor, a shard of rows: Newton-Schulz needs them all
+                        from torch.distributed.tensor import distribute_tensor  # (1 s to import: only here)
+                        whole = orthogonalize(update.full_tensor(), group["ns_steps"])
+                        update = distribute_tensor(whole, p.device_mesh, p.placements, src_data_rank=None)
+                    else:
+                        update = orthogonalize(update, group["ns_steps"])
                     # a tall matrix's orthogonal update has smaller entries: scale them back up
                     p.mul_(1 - lr * wd).add_(update, alpha=-lr * max(1, p.size(0) / p.size(1)) ** 0.5)
                     continue

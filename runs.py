@@ -202,6 +202,18 @@ def config_text(run, keys):
 
 
 TABLE = ['run', 'started', 'duration', 'status', 'steps', 'last val', 'best val']
+BPB = 'best bpb'  # a column of its own where some run logged val_bpb (bits per byte: any tokenizer)
+
+
+def best_bpb(run):
+    return min((s.metrics['val_bpb'] for s in run.steps
+                if isinstance(s.metrics.get('val_bpb'), float) and math.isfinite(s.metrics['val_bpb'])), default=None)
+
+
+def table(chains):
+    """The summary's header and a row of cells per run."""
+    bpb = any(best_bpb(chain) is not None for chain in chains)
+    return TABLE + [BPB] * bpb, [table_row(chain) + [loss_text(best_bpb(chain))] * bpb for chain in chains]
 
 
 def table_row(chain):
@@ -299,9 +311,10 @@ def summary(chains, sort):
     if sort == 'best_val':  # a stable sort: equal losses keep their start order
         chains.sort(key=lambda r: (best_val(r) is None, best_val(r) or 0.0))
     keys = differing_keys(chains)
-    header = TABLE + ['config that differs'] * bool(keys)
-    rows = [table_row(chain) + [config_text(chain, keys)] * bool(keys) for chain in chains]
-    right = {'duration', 'steps', 'last val', 'best val'}
+    header, rows = table(chains)
+    header += ['config that differs'] * bool(keys)
+    rows = [row + [config_text(chain, keys)] * bool(keys) for chain, row in zip(chains, rows)]
+    right = {'duration', 'steps', 'last val', 'best val', BPB}
     # each column as wide as its content; the last gets what the terminal has left
     cells = [header] + rows
     widths = [min(max(len(row[i]) for row in cells), MAX_CELL) for i in range(len(header))]
@@ -403,10 +416,10 @@ def plot(chains, out, smooth):
 
 def report(chains, out, smooth, title):
     import runs_report
-    rows = [table_row(chain) for chain in chains]
+    header, rows = table(chains)
     drawn = [curves(chain, smooth) for chain in chains]
     origins = [[origin(run, run is not chain.attempts[-1]) for run in chain.attempts] for chain in chains]
-    html = runs_report.render(title, chains, TABLE, rows, differing_keys(chains), drawn, y_limits(drawn),
+    html = runs_report.render(title, chains, header, rows, differing_keys(chains), drawn, y_limits(drawn),
                               colors(len(chains)), smooth, LEAVE_OUT, origins)
     write_atomically(out, lambda f: f.write(html.encode('utf-8')))
 

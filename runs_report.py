@@ -75,7 +75,7 @@ def render(title, chains, header, rows, keys, drawn, limits, colors, smooth, lea
 
 
 def summary_table(header, rows, swatch):
-    numeric = {'duration', 'steps', 'last val', 'best val'}
+    numeric = {'duration', 'steps', 'last val', 'best val', 'best bpb'}
     out = ['<div class="scroll"><table><thead><tr>']
     out += [f'<th>{esc(h)}</th>' for h in header]
     out.append('</tr></thead><tbody>')

@@ -11,10 +11,20 @@ from contextlib import nullcontext
 
 import torch
 
-from checkpoint import CheckpointError, find_checkpoints, load_checkpoint
+from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, read_sharded
 from configurator import check, configure, die, resolve
-from data.dataset import DatasetError, read_meta
+from data.dataset import DatasetError, dataset_tokenizer, read_meta
 from model import GPT, GPTConfig
+
+def free_memory(device):
+    """Bytes still free on the device (for a CPU, Linux's MemAvailable), or None where we cannot tell."""
+    if device.startswith('cuda'):
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        with open('/proc/meminfo') as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 # -----------------------------------------------------------------------------
 init_from = 'resume' # either 'resume' (from an out_dir) or a gpt2 variant (e.g. 'gpt2-xl')
@@ -67,7 +77,12 @@ if init_from == 'resume':
     for note in notes:
         print(note, file=sys.stderr)
     model = GPT(GPTConfig(**checkpoint['model_args']))
-    model.load_checkpoint_weights(checkpoint['model'])
+    if 'sharded' in checkpoint: # FSDP's shards, read whole into this one process
+        target = {'model': model.state_dict()}
+        read_sharded(checkpoint['sharded'], target)
+        model.load_state_dict(target['model'])
+    else:
+        model.load_checkpoint_weights(checkpoint['model'])
     if 'config' in checkpoint and 'dataset' in checkpoint['config']: # older checkpoints may not have these...
         meta_path = os.path.join('data', checkpoint['config']['dataset'], 'meta.pkl')
 else:
@@ -80,37 +95,56 @@ model.to(device)
 if compile:
     model = torch.compile(model) # requires PyTorch 2.0 (optional)
 
-# a character-level dataset's meta.pkl maps characters to ids; without one the ids are GPT-2's
+# the dataset's tokenizer, from its meta.pkl: characters, GPT-2's BPE or one trained on it; GPT-2's
+# for OpenAI's weights and for datasets without a meta.pkl (nanoGPT's openwebtext and shakespeare)
 meta = None
-if meta_path and os.path.exists(meta_path):
-    try: # plain data only: a downloaded or shared dataset folder must not run code here
+try: # plain data only: a downloaded or shared dataset folder must not run code here
+    if meta_path and os.path.exists(meta_path):
         meta = read_meta(meta_path)
-    except DatasetError as e:
-        die(e)
-if meta and 'stoi' in meta:
-    stoi, itos = meta['stoi'], meta['itos']
-    unknown = sorted(set(start) - set(stoi))
-    if unknown:
-        die(f'the start text has characters this model never saw: {"".join(unknown)!r}')
-    encode = lambda s: [stoi[c] for c in s]
-    decode = lambda l: ''.join([itos[i] for i in l])
-else:
-    if model.config.vocab_size < 50257:
+    elif model.config.vocab_size < 50257:
         die(f'this model has a {model.config.vocab_size}-token vocabulary but {meta_path} is missing: '
-            'it is needed to decode its characters')
-    from data.bpe import gpt2_encoding
-    enc = gpt2_encoding()
-    encode = lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})
-    decode = lambda l: enc.decode(l)
+            'it is needed to decode its tokens')
+    tokenizer = dataset_tokenizer(meta_path and os.path.dirname(meta_path), meta)
+except DatasetError as e:
+    die(e)
+try:
+    start_ids = tokenizer.encode(start, special=True).tolist()
+except ValueError as e: # a character the char vocabulary lacks
+    die(f'the start text has characters this model never saw: {e}')
+decode = tokenizer.decode
+vocab = tokenizer.vocab_size # a model padded past it (nanoGPT's 50304 for GPT-2) draws none of the padding
 
-# encode the beginning of the prompt
-start_ids = encode(start)
+# the beginning of the prompt
 x = (torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...])
 
-# run generation
+# run generation: the samples in one batch, or in as few as memory allows. Each sample's KVCache
+# holds 2 x n_layer x n_embd numbers a position; a forward over a full window holds a few more
+# (the MLP's, attention's scores): a generous bound, to fill at most half the free memory.
+cfg = model.config
+positions = min(cfg.block_size, len(start_ids) + max_new_tokens)
+per_sample = ((2 * cfg.n_layer + 16) * cfg.n_embd + cfg.n_head * positions) * positions * 4
+free = free_memory(device)
+batch_size = num_samples if free is None else max(1, min(num_samples, free // 2 // per_sample))
 with torch.no_grad():
     with ctx:
-        for k in range(num_samples):
-            y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k)
-            print(decode(y[0].tolist()))
+        if num_samples == 1 and sys.stdout.isatty(): # a terminal sees each token as it comes
+            pending = list(start_ids) # the ids whose text is not on the screen yet
+            tokens = model.generate_tokens(x, max_new_tokens, temperature=temperature, top_k=top_k, vocab=vocab)
+            while True:
+                text = decode(pending)
+                if not text.endswith('\ufffd'): # a character whose bytes span tokens waits for the rest
+                    print(text, end='', flush=True)
+                    pending = []
+                idx_next = next(tokens, None)
+                if idx_next is None:
+                    break
+                pending.append(idx_next.item())
+            print(decode(pending))
             print('---------------')
+        else:
+            for first in range(0, num_samples, batch_size):
+                n = min(batch_size, num_samples - first)
+                y = model.generate(x.expand(n, -1), max_new_tokens, temperature=temperature, top_k=top_k, vocab=vocab)
+                for sample in y.tolist():
+                    print(decode(sample))
+                    print('---------------')

@@ -7,6 +7,9 @@ $ python train.py config/train_shakespeare_char_cpu.py --max_iters=500
 DDP on 4 GPUs of one node (on CPUs too: the backend is gloo when there is no CUDA):
 $ torchrun --standalone --nproc_per_node=4 train.py
 
+FSDP, for a model whose weights and optimizer state outgrow one GPU: each rank holds a 1/N share
+$ torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py --parallel=fsdp
+
 DDP on 2 nodes of 8 GPUs, from the first (master) node with IP 123.456.123.456:
 $ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=123.456.123.456 --master_port=1234 train.py
 and the same with --node_rank=1 on the second node.
@@ -15,32 +18,28 @@ SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluati
 checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once. SIGUSR1 saves a
 checkpoint at the end of the current iteration and trains on. Under torchrun --max-restarts or
 SLURM's --requeue, run the same command with --init_from=auto: it resumes when out_dir holds a
-checkpoint and starts from scratch otherwise.
+checkpoint and starts from scratch otherwise. The distributed plumbing is distributed.py's.
 """
 
-import hashlib
 import importlib.util
 import math
 import os
 import platform
 import shlex
 import signal
-import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager, nullcontext
-from datetime import timedelta
+from contextlib import nullcontext
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, write_checkpoint
+from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, find_checkpoints, load_checkpoint, start_from,
+                        write_checkpoint)
 from configurator import GPT2_MODELS, check, configure, die, resolve
-from data.dataset import DatasetError, read_meta
-from logger import LogDirError, TrainingLogger, format_duration
+from data.dataset import Batches, DatasetError, open_dataset, provenance
+from distributed import Ranks, Requests
+from logger import LogDirError, TrainingLogger, code_version, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -97,7 +96,8 @@ warmup_iters = 2000 # how many steps to warm up for
 lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
 warmdown_iters = 0 # lr_schedule='wsd' only
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
-# DDP settings
+# DDP and FSDP settings
+parallel = 'ddp' # under torchrun: 'ddp' (a replica of the model on every rank) or 'fsdp' (FSDP2: weights, gradients and optimizer state sharded across the ranks)
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
 ddp_timeout = 600 # seconds a rank waits for the others in a collective before the run fails, instead of hanging for ever
 # system
@@ -109,61 +109,44 @@ seed = 1337
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
 config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
 globals().update(config)
+config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+globals().update(config)
 # -----------------------------------------------------------------------------
 
 # everything the user gave is checked here, before any process group, log file or model exists:
 # first each value against its rule (configurator.RULES), then against this machine, the data
 # and the checkpoint
 check(config)
-ddp = int(os.environ.get('RANK', -1)) != -1 # is this a ddp run?
-rank = int(os.environ.get('RANK', 0))
-local_rank = int(os.environ.get('LOCAL_RANK', 0))
-world_size = int(os.environ.get('WORLD_SIZE', 1))
-master_process = rank == 0 # this process will do logging, checkpointing etc.
-device, device_type, dtype, compile, backend = resolve(device, dtype, compile, backend, local_rank if ddp else None)
-if ddp and not {'MASTER_ADDR', 'MASTER_PORT'} <= os.environ.keys():
+torchrun = 'RANK' in os.environ
+device, device_type, dtype, compile, backend = resolve(device, dtype, compile, backend,
+                                                       int(os.environ.get('LOCAL_RANK', 0)) if torchrun else None)
+if torchrun and not {'MASTER_ADDR', 'MASTER_PORT'} <= os.environ.keys():
     die('RANK is set, but MASTER_ADDR and MASTER_PORT are not: start the processes with torchrun')
+ranks = Ranks(parallel, backend, device, ddp_timeout) # one process outside torchrun, and no parallel
+master_process, rank, world_size = ranks.master, ranks.rank, ranks.world_size # rank 0 logs and reports
+if ranks.sharded and dtype == 'float16':
+    die(f"dtype='float16' needs a GradScaler, which parallel='fsdp' does not shard: use --dtype=bfloat16 "
+        f"(or float32), or --parallel=ddp")
 if gradient_accumulation_steps % world_size != 0:
     die(f'gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by the world size '
         f'{world_size}; use a multiple of {world_size}')
 gradient_accumulation_steps //= world_size
 data_dir = os.path.join('data', dataset)
-tokens = {}
-for split in ('train', 'val'):
-    path = os.path.join(data_dir, f'{split}.bin')
-    if not os.path.exists(path):
-        die(f'{path} not found: prepare the data first with `python {os.path.join(data_dir, "prepare.py")}`')
-    tokens[split] = len(np.memmap(path, dtype=np.uint16, mode='r'))
-    if tokens[split] <= block_size:
-        die(f'{path} holds too few tokens for block_size={block_size}')
-meta_path = os.path.join(data_dir, 'meta.pkl')
-meta, meta_vocab_size = {}, None
-if os.path.exists(meta_path):
-    try: # plain data only: a downloaded or shared dataset folder must not run code here
-        meta = read_meta(meta_path)
-    except DatasetError as e:
-        die(e)
-    meta_vocab_size = meta['vocab_size']
-existing = os.path.abspath(out_dir) # out_dir is made only later: its nearest existing folder must allow it
-while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-if not os.path.isdir(existing):
-    die(f'out_dir {out_dir!r} cannot be a directory: {existing} is a file')
-if not os.access(existing, os.W_OK | os.X_OK):
-    die(f'out_dir {out_dir!r} cannot be written: no permission in {existing}')
-ckpt_path = os.path.join(out_dir, 'ckpt.pt')
-found = find_checkpoints(out_dir) # ckpt.pt, and ckpt_prev.pt where one is kept
-if init_from == 'auto': # the same command line for a first start and for every restart
-    init_from = 'resume' if found else 'scratch'
-if init_from == 'resume' and not found:
-    die(f'--init_from=resume: no checkpoint at {ckpt_path} (set --out_dir to the run to resume)')
-if init_from != 'resume' and not eval_only and found:
-    die(f'{found[0]} already holds a checkpoint: continue it with --init_from=resume, or with --init_from=auto '
-        f'(resumes when out_dir holds a checkpoint, starts otherwise: for torchrun --max-restarts and SLURM '
-        f'requeues), or pick another --out_dir')
+try: # meta.pkl is read as plain data only: a downloaded or shared dataset folder must not run code here
+    meta, data_dtype, tokens, token_bytes = open_dataset(data_dir, block_size)
+    check_out_dir(out_dir)
+except (DatasetError, CheckpointError) as e:
+    die(e)
+meta_vocab_size = meta.get('vocab_size')
+try: # 'auto' resumes where out_dir holds a checkpoint (ckpt.pt, or ckpt/: FSDP's shards), else starts
+    init_from, found = start_from(init_from, out_dir, eval_only)
+except CheckpointError as e:
+    die(e)
 if init_from == 'resume':
     # loaded here, not with the model, so that its shape can be checked against this command line; a
-    # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead
+    # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead. A
+    # sharded one gives its state.json here, and its tensors once the model is made.
     try:
         resume_path, checkpoint, resume_notes = load_checkpoint(out_dir, map_location=device)
     except CheckpointError as e:
@@ -187,52 +170,10 @@ try:
     logger.setup(config)
 except LogDirError as e:
     die(e)
-
-# A stop request: SIGTERM (how SLURM and Kubernetes stop jobs) or Ctrl-C, and the status it gives the
-# log's footer. Once the log exists, a request cuts an evaluation short and lets the current
-# iteration end on every rank; the run then saves a checkpoint and exits with 128 + the signal.
-# A second Ctrl-C stops at once.
-stop_statuses = {signal.SIGTERM: 'terminated (SIGTERM)', signal.SIGINT: 'interrupted'}
-stop_signal = 0
-stop_time = 0.0
-def request_stop(signum, frame):
-    global stop_signal, stop_time
-    # torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
-    # second is the same keypress, not a second one
-    if signum == signal.SIGINT and stop_signal and time.time() - stop_time > 1.0:
-        raise KeyboardInterrupt
-    if not stop_signal:
-        stop_signal, stop_time = signum, time.time()
-        if master_process:
-            print(f'{signal.Signals(signum).name}: stopping at the end of this iteration', flush=True)
-for signum in stop_statuses:
-    signal.signal(signum, request_stop)
-# A save request: SIGUSR1, SLURM's warning before it preempts a job (sbatch --signal=USR1@90). The run
-# saves a checkpoint at the end of the current iteration and trains on; an evaluation is not cut short.
-save_requested = False
-def request_save(signum, frame):
-    global save_requested
-    save_requested = True
-signal.signal(signal.SIGUSR1, request_save)
-
-# torchrun --max-restarts and SLURM --requeue count the times they started this job again
-restart_count = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', 0))
-restarts = [f'{what} {n}' for what, n in (('torchrun restart', restart_count),
-                                          ('SLURM requeue', int(os.environ.get('SLURM_RESTART_COUNT', 0)))) if n]
-store = None # where ranks wait for rank 0 when it works alone (saves), outside any collective
-if ddp:
-    # a collective that waits longer than ddp_timeout for a rank raises, instead of hanging for ever.
-    # torchrun restarts its workers on the store of its first attempt, where the dead workers'
-    # addresses still are (pytorch/pytorch#167288): each attempt gets keys of its own.
-    timeout = timedelta(seconds=ddp_timeout)
-    torchrun_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True' # torchrun hosts the store
-    store = dist.PrefixStore(f'train/attempt_{restart_count}',
-                             dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size,
-                                           is_master=master_process and not torchrun_store, timeout=timeout))
-    dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
-    if device_type == 'cuda':
-        torch.cuda.set_device(device)
-seed_offset = rank # each process gets a different seed
+# once the log exists, SIGTERM or Ctrl-C stops at the end of the iteration (cutting an evaluation
+# short), and SIGUSR1 saves then; the ranks agree on either at every iteration (distributed.py)
+requests = Requests(master_process)
+ranks.start()
 tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
 
 def report(message):
@@ -240,21 +181,6 @@ def report(message):
     if master_process:
         print(message)
     logger.log(message)
-
-def code_version():
-    """The git commit of the checkout that train.py is in, plus ' dirty' if tracked files changed;
-    None outside git. One `git status` (a few ms); --no-optional-locks keeps it off the index lock."""
-    try:
-        git = subprocess.run(['git', '--no-optional-locks', 'status', '--porcelain=v2', '--branch',
-                              '--untracked-files=no'], cwd=os.path.dirname(os.path.realpath(__file__)),
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = git.stdout.splitlines()
-    commit = next((line[13:] for line in lines if line.startswith('# branch.oid ')), '(initial)')
-    if git.returncode or commit == '(initial)':
-        return None
-    return commit + (' dirty' if any(not line.startswith('#') for line in lines) else '')
 
 def fail(why):
     """End the run for a fault it can name: a line on stderr, the footer `failed: why`, exit status 1."""
@@ -265,48 +191,39 @@ def fail(why):
 
 logger.log(f'command: {shlex.join(sys.orig_argv)}')
 logger.log(f'python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}')
-if logger.path and (code := code_version()):
+if logger.path and (code := code_version(os.path.dirname(os.path.realpath(__file__)))):
     logger.log(f'code: git {code}')
 logger.log(f"data: {data_dir}, source {meta.get('source', 'not recorded')}, "
-           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens")
+           f"train {tokens['train']:,} tokens, val {tokens['val']:,} tokens"
+           + ''.join(f', {label} {text}' for label, text in provenance(meta)))
 report(f'device: {device}, dtype: {dtype}, compile: {compile}, world_size: {world_size}, '
-       f'backend: {backend if ddp else "none"}')
+       f'backend: {backend if torchrun else "none"}' + (f', parallel: {ranks.parallel}' if torchrun else ''))
+if parallel == 'fsdp' and not torchrun:
+    report("parallel='fsdp' without torchrun: one process, which holds the whole model (FSDP shards it across "
+           "torchrun's processes); checkpoints are ckpt.pt")
 report(f'tokens per iteration will be: {tokens_per_iter:,}')
-if restarts:
-    report(f'this run is {" and ".join(restarts)} of its job')
+if ranks.restarts:
+    report(f'this run is {" and ".join(ranks.restarts)} of its job')
 if config['init_from'] == 'auto':
     report(f'init_from=auto: {found[0]} holds a checkpoint, resuming' if found else
            f'init_from=auto: no checkpoint in {out_dir}, starting from scratch')
 
 if master_process:
     os.makedirs(out_dir, exist_ok=True)
-torch.manual_seed(seed + seed_offset)
+torch.manual_seed(seed) # every rank makes the same weights: FSDP shards them, and they are one process's
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+token_bytes = torch.from_numpy(token_bytes).to(device) # each token's UTF-8 bytes, for val_bpb
 ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
-ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+# FSDP computes in ptdtype through its own policy (MixedPrecisionPolicy), with no autocast
+ctx = nullcontext() if dtype == 'float32' or ranks.sharded else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
 
-# Training batches are a pure function of (seed, rank, iteration, micro-step), so a resumed run
-# draws exactly the batches the uninterrupted run would have; evaluation uses its own fixed draws.
-def get_batch(split, *key):
-    # recreate np.memmap every batch to avoid a memory leak, as per
-    # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
-    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r')
-    digest = hashlib.blake2b(repr((seed, split) + key).encode(), digest_size=8).digest()
-    g = torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=g)
-    return windows(data, ix.numpy())
-
-def windows(data, starts):
-    """x: the block_size tokens from each start; y: the same, one token later."""
-    xy = torch.from_numpy(data[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
-    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
-    if device_type == 'cuda':
-        # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
-        x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    else:
-        x, y = x.to(device), y.to(device)
-    return x, y
+batches = Batches(data_dir, data_dtype, block_size, batch_size, device, seed)
+def train_batch(it, micro_step):
+    """The micro-step's batch of this rank: rank r takes the global batch's micro-steps from r * steps
+    on, so that any world size trains on one process's batches (the 0 stood for the rank: one process
+    draws what it always has), and a resumed run on the uninterrupted one's."""
+    return batches.random('train', 0, it, rank * gradient_accumulation_steps + micro_step)
 
 # init these up here, can override if init_from='resume' (i.e. from a checkpoint)
 iter_num = 0
@@ -314,7 +231,7 @@ best_val_loss = 1e9
 
 # vocab_size comes from the dataset's meta.pkl (read above) where it has one
 if meta_vocab_size is not None:
-    report(f'found vocab_size = {meta_vocab_size} (inside {meta_path})')
+    report(f"found vocab_size = {meta_vocab_size} (inside {os.path.join(data_dir, 'meta.pkl')})")
 
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                   bias=bias, vocab_size=None, dropout=dropout) # start with model_args from command line
@@ -336,7 +253,6 @@ elif init_from == 'resume':
         if k in checkpoint['model_args']:
             model_args[k] = checkpoint['model_args'][k]
     model = GPT(GPTConfig(**model_args))
-    model.load_checkpoint_weights(checkpoint['model'])
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
     for note in resume_notes: # an older checkpoint taken for a damaged newest one, or one with no sha256
@@ -354,77 +270,85 @@ else:
 if block_size < model.config.block_size:
     model.crop_block_size(block_size) # so that the checkpoint will have the right value
     model_args['block_size'] = block_size
-model.to(device)
+if ranks.sharded: # before the optimizer, which then holds each rank's shards; FSDP moves each block
+    ranks.shard(model, ptdtype) # to the device as it shards it, so no GPU ever holds the whole model
+else:
+    model.to(device)
 report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
+if rank:
+    torch.manual_seed(seed + rank) # each rank its own dropout; rank 0's is one process's
 
 # a GradScaler does something only for float16, whose gradients can underflow
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
 optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
                                        optimizer, muon_lr, muon_momentum)
-if init_from == 'resume':
-    optimizer.load_state_dict(checkpoint['optimizer'])
-    if 'scaler' in checkpoint:
+with ranks.lost_ranks_named(fail, lambda: 'resume'):
+    if init_from == 'resume' and 'sharded' in checkpoint: # FSDP's shards, resharded to this run
+        ranks.load_sharded(model, optimizer, checkpoint['sharded'])
+    elif init_from == 'resume' and ranks.sharded: # one process's checkpoint, sharded here
+        ranks.load_whole(model, optimizer, checkpoint)
+    elif init_from == 'resume':
+        model.load_checkpoint_weights(checkpoint['model'])
+        optimizer.load_state_dict(checkpoint['optimizer'])
+    if init_from == 'resume' and 'scaler' in checkpoint:
         scaler.load_state_dict(checkpoint['scaler'])
 checkpoint = None # free up memory
-# the last good checkpoint: what a failure leaves to resume from. Only a good ckpt.pt is worth keeping
-# as ckpt_prev.pt when the next save replaces it; not one that resume found damaged.
+# the last good checkpoint: what a failure leaves to resume from. Only a good newest checkpoint is
+# worth keeping as the previous when the next save replaces it; not one that resume found damaged.
 saved_path, saved_iter = (resume_path, iter_num) if init_from == 'resume' else (None, None)
+newest = [os.path.join(out_dir, name) for name in (NAME, FOLDER)]
+save_path = newest[ranks.sharded]
 
 raw_model = model # what gets saved: never the compiled or DDP wrapper, so keys carry no prefix
 if compile:
     report('compiling the model... (takes a ~minute)')
-    model = torch.compile(model)
-if ddp:
-    model = DDP(model, device_ids=[local_rank] if device_type == 'cuda' else None)
-    # each rank read out_dir for itself: on nodes that do not share one, they would resume apart
-    starts = torch.tensor([iter_num, -iter_num], device=device)
-    dist.all_reduce(starts, op=dist.ReduceOp.MAX)
-    if starts.tolist() != [iter_num, -iter_num]:
-        fail(f'the ranks start from different iterations, {-starts[1].item()} to {starts[0].item()}: '
-             f'out_dir must be a folder that every node shares')
+model = ranks.wrap(model, compile)
+low, high = ranks.same_start(iter_num)
+if low != high: # each rank read out_dir for itself: on nodes that do not share one, they would resume apart
+    fail(f'the ranks start from different iterations, {low} to {high}: out_dir must be a folder that every node shares')
 
 # helps estimate an arbitrarily accurate loss over either split using many batches
 @torch.no_grad()
 def estimate_loss():
-    """{'train': loss, 'val': loss}, or None when a stop request cut the evaluation short. Under DDP
-    each rank evaluates a share of the batches, so no rank waits in a collective for another's
-    evaluation, however long it takes."""
-    global stop_signal
-    eval_model = model.module if ddp else model # no DDP collectives in an evaluation's forward passes
+    """{'train': loss, 'val': loss, 'val_bpb': bits per byte}, or None when a stop request cut the
+    evaluation short. Each rank evaluates a share of the batches (distributed.py says how)."""
+    eval_model = ranks.evaluation_model(model)
     eval_model.eval()
     sums = [split_sums(eval_model, split) for split in ['train', 'val']]
     eval_model.train()
     cut = None in sums
-    (train_total, train_count), (val_total, val_count) = [s or (0.0, 0) for s in sums]
-    if ddp: # the sums of every rank's share; cut short on any rank is cut short on all
-        totals = torch.tensor([train_total, train_count, val_total, val_count, cut], dtype=torch.float64, device=device)
-        dist.all_reduce(totals)
-        train_total, train_count, val_total, val_count, cut = totals.tolist()
-        if cut: # every rank stops, under the name of the signal that cut it short
-            signum = torch.tensor([stop_signal], device=device)
-            dist.all_reduce(signum, op=dist.ReduceOp.MAX)
-            stop_signal = int(signum.item())
-    return None if cut else {'train': train_total / train_count, 'val': val_total / val_count}
+    (train_total, train_count, _), (val_total, val_count, val_bytes) = [s or (0.0, 0, 0) for s in sums]
+    # the sums of every rank's share; cut short on any rank is cut short on all, under its signal
+    train_total, train_count, val_total, val_count, val_bytes, cut = ranks.sum(
+        [train_total, train_count, val_total, val_count, val_bytes, cut])
+    if cut:
+        requests.stop = int(ranks.max([requests.stop])[0])
+        return None
+    # bits per byte: the val loss in bits, over the UTF-8 bytes of the text the targets spell, which
+    # compares models whatever their tokenizer (every window has block_size targets)
+    val_bpb = val_total * block_size / math.log(2) / val_bytes if val_bytes else None
+    return {'train': train_total / train_count, 'val': val_total / val_count, 'val_bpb': val_bpb}
 
 def split_sums(eval_model, split):
-    """(the sum of the losses of this rank's windows, how many windows), or None when cut short."""
-    if split == 'val' and eval_stride:
-        # the same windows every time: no sampling noise between evaluations, or between runs
-        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
-        starts = np.arange(0, len(data) - block_size, eval_stride)
-        chunks = np.array_split(starts, math.ceil(len(starts) / batch_size))
-        batches = (windows(data, chunk) for chunk in chunks[rank::world_size])
+    """(the sum of the losses of this rank's windows, how many windows, the bytes their targets
+    spell), or None when cut short."""
+    if split == 'val' and eval_stride: # the same windows every time: no noise between evaluations, or runs
+        strided = batches.strided(split, eval_stride)
+        n, batch = len(strided), lambda k: strided[k]()
     else:
-        batches = (get_batch(split, 'eval', k) for k in range(rank, eval_iters, world_size))
-    total, count = 0.0, 0
-    for X, Y in batches:
-        if stop_signal: # 200 batches of a big model outlast the ~30 s before SIGKILL follows SIGTERM
+        n, batch = eval_iters, lambda k: batches.random(split, 'eval', k)
+    total, count, nbytes = 0.0, 0, 0
+    for k in ranks.shares(n): # None: a forward FSDP needs from every rank, not counted
+        if ranks.stopping(requests.stop): # 200 batches of a big model outlast the ~30 s before SIGKILL
             return None
+        X, Y = batch(n - 1 if k is None else k)
         with ctx:
             logits, loss = eval_model(X, Y)
-        total += loss.item() * len(X) # every window has block_size targets: equal weights
-        count += len(X)
-    return total, count
+        if k is not None:
+            total += loss.item() * len(X) # every window has block_size targets: equal weights
+            count += len(X)
+            nbytes += token_bytes[Y].sum()
+    return total, count, int(nbytes)
 
 # learning rate decay scheduler (cosine, or warmup-stable-decay, with warmup)
 def get_lr(it):
@@ -450,86 +374,39 @@ def get_lr(it):
     return min_lr + coeff * (learning_rate - min_lr)
 
 def save_checkpoint():
-    """Rank 0 writes ckpt.pt (checkpoint.py: whole or not at all, with its sha256) while the other
-    ranks wait for it. A save that fails ends the run on every rank, and the footer names the error."""
+    """A checkpoint of now: under FSDP every rank writes its shards into out_dir/ckpt/, else rank 0
+    writes ckpt.pt while the others wait (checkpoint.py: whole or not at all, with its sha256). A
+    save that fails ends the run on every rank, and the footer names the error."""
     global saved_path, saved_iter
-    def save():
-        checkpoint = {
-            'model': raw_model.state_dict(),
-            'optimizer': optimizer.state_dict(),
-            'model_args': model_args,
-            'iter_num': iter_num,
-            'best_val_loss': best_val_loss,
-            'config': config,
-            'log': os.path.basename(logger.path) if logger.path else None, # the log a resumed run continues
-        }
-        if scaler.is_enabled():
-            checkpoint['scaler'] = scaler.state_dict()
-        try:
-            write_checkpoint(checkpoint, out_dir, keep_previous=keep_previous_checkpoint and saved_path == ckpt_path)
-        except Exception as e: # a full disk, a quota, an I/O error, NaN weights
-            return f'{"" if isinstance(e, CheckpointError) else type(e).__name__ + ": "}{e} (saving {ckpt_path})'
-        report(f'saving checkpoint to {ckpt_path} at iter {iter_num}')
-    error = on_rank_0(save)
+    state = {'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss, 'config': config,
+             'log': os.path.basename(logger.path) if logger.path else None} # the log a resumed run continues
+    keep = keep_previous_checkpoint and saved_path in newest
+    if ranks.sharded:
+        error = ranks.save_sharded(raw_model, optimizer, state, out_dir, keep, fail)
+    else:
+        def save():
+            checkpoint = {'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(), **state}
+            if scaler.is_enabled():
+                checkpoint['scaler'] = scaler.state_dict()
+            try:
+                write_checkpoint(checkpoint, out_dir, keep_previous=keep)
+            except Exception as e: # a full disk, a quota, an I/O error, NaN weights
+                return f'{"" if isinstance(e, CheckpointError) else type(e).__name__ + ": "}{e} (saving {save_path})'
+        error = ranks.on_rank_0(save, fail)
     if error:
         report(f'{saved_path} (iter {saved_iter}) is kept to resume from' if saved_path else 'no checkpoint was saved before')
         fail(error)
-    saved_path, saved_iter = ckpt_path, iter_num
-
-handoffs = 0 # how many times rank 0 worked alone while the others waited
-def on_rank_0(work):
-    """work() on rank 0 alone; every rank returns its result, an error text or None. The others wait
-    in the store, not in a collective, so a save longer than ddp_timeout does not end the run: rank 0
-    beats while it works, and a rank 0 silent for ddp_timeout (stopped, killed, cut off) does."""
-    global handoffs
-    if not ddp:
-        return work()
-    handoffs += 1
-    done, beat = f'done/{handoffs}', f'beat/{handoffs}'
-    if master_process:
-        finished = threading.Event()
-        def beating():
-            while not finished.wait(ddp_timeout / 4):
-                store.add(beat, 1)
-        beater = threading.Thread(target=beating, daemon=True)
-        beater.start()
-        try:
-            error = work()
-        finally:
-            finished.set()
-            beater.join()
-        store.set(done, error or '')
-        return error
-    beats = -1
-    while True:
-        try:
-            store.wait([done], timedelta(seconds=ddp_timeout / 2))
-            return store.get(done).decode() or None
-        except dist.DistStoreError: # not done yet: go on waiting while rank 0 beats
-            now = store.add(beat, 0)
-            if now == beats:
-                fail(f'no answer from rank 0 for ddp_timeout={ddp_timeout}s while it saved a checkpoint')
-            beats = now
-
-@contextmanager
-def lost_ranks_named():
-    """A collective that times out, or finds a rank gone, raises from deep inside gloo or NCCL: the
-    footer says what happened in words."""
-    try:
-        yield
-    except RuntimeError as e:
-        if not ddp or not (isinstance(e, dist.DistError) or 'gloo' in str(e)):
-            raise
-        fail(f'lost contact with another rank at iter {iter_num} (ddp_timeout={ddp_timeout}s): '
-             f'{" ".join(str(e).split())[:300]}')
+    report(f'saving checkpoint to {save_path} at iter {iter_num}')
+    saved_path, saved_iter = save_path, iter_num
 
 if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
 peak = peak_flops(device, ptdtype)
-# training loop
-with logger, lost_ranks_named(): # an exception ends the log with status "failed: ..." and goes on up
-    X, Y = get_batch('train', rank, iter_num, 0) # fetch the very first batch
+# training loop; an exception ends the log with status "failed: ..." and goes on up, and a rank lost
+# in a collective is named in the footer
+with logger, ranks.lost_ranks_named(fail, lambda: f'iter {iter_num}'):
+    X, Y = train_batch(iter_num, 0) # fetch the very first batch
     t0 = time.perf_counter() # monotonic: a wall-clock step must not give a dt <= 0
     t_start = t0
     local_iter_num = 0 # number of iterations in the lifetime of this process
@@ -547,20 +424,23 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
         evaluate = (iter_num % eval_interval == 0 and (local_iter_num > 0 or eval_on_start)) or iter_num >= max_iters or eval_only
         losses = estimate_loss() if evaluate else None
         if evaluate and losses is None: # a loss over part of the batches is no step: the run stops instead
-            report(f'{signal.Signals(stop_signal).name}: the evaluation at iter {iter_num} was cut short, '
+            report(f'{signal.Signals(requests.stop).name}: the evaluation at iter {iter_num} was cut short, '
                    f'no step logged')
             stopped = True # at the end of this iteration, on every rank
         if losses is not None:
+            bpb = losses.pop('val_bpb')
             if master_process:
-                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                      + (f', val bpb {bpb:.4f}' if bpb is not None else ''))
                 mfu = running_flops / peak * 100 if peak and running_flops > 0 else None
                 tflops = running_flops / 1e12 if running_flops > 0 else None
                 extra = {} if tflops is None else {'tflops': float(f'{tflops:.4g}')}
                 logger.log_step(iter_num, losses['train'], losses['val'], lr=float(f'{lr:.6g}'),
-                                mfu=None if mfu is None else round(mfu, 2), **extra)
+                                mfu=None if mfu is None else round(mfu, 2), **extra,
+                                val_bpb=None if bpb is None else round(bpb, 4))
                 if wandb_log:
                     wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'],
-                               'lr': lr, 'mfu': mfu})
+                               'val/bpb': bpb, 'lr': lr, 'mfu': mfu})
             if not all(map(math.isfinite, losses.values())): # the weights are broken: never save them
                 failure = f'non-finite loss at iter {iter_num} (evaluation)'
                 break
@@ -574,37 +454,29 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
         # forward backward update, with optional gradient accumulation to simulate larger batch size
         # and using the GradScaler if data type is float16
         for micro_step in range(gradient_accumulation_steps):
-            if ddp:
-                # only sync gradients at the last micro step
-                model.require_backward_grad_sync = (micro_step == gradient_accumulation_steps - 1)
+            last = micro_step == gradient_accumulation_steps - 1
+            ranks.sync_gradients(model, last) # only sync gradients at the last micro step
             with ctx:
                 logits, loss = model(X, Y)
                 loss = loss / gradient_accumulation_steps # scale the loss to account for gradient accumulation
             loss_sum = loss.detach() if micro_step == 0 else loss_sum + loss.detach() # the iteration's mean loss
             # immediately async prefetch next batch while model is doing the forward pass on the GPU
-            last = micro_step == gradient_accumulation_steps - 1
-            X, Y = get_batch('train', rank, iter_num + last, 0 if last else micro_step + 1)
+            X, Y = train_batch(iter_num + last, 0 if last else micro_step + 1)
             # backward pass, with gradient scaling if training in fp16
             scaler.scale(loss).backward()
         # clip the gradient
         if grad_clip != 0.0:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            ranks.clip_grad_norm(model, grad_clip)
         # Before the step, every rank agrees on how this iteration ends: a NaN or infinite loss on any
-        # rank (then no step, and nothing saved after it), a stop request, a save request. This is the
-        # one wait for the GPU an iteration has: the loss for the log line comes with it, and under
-        # DDP it is one all_reduce, as the stop request alone took before. (float16's GradScaler
-        # skipping a step for inf gradients is not this: it looks at the gradients, this at the loss.)
-        stop_now, save_now, save_requested = stop_signal, save_requested, False # later signals: next iteration
-        if ddp:
-            flags = torch.tensor([stop_now, save_now, 0], dtype=torch.float32, device=device)
-            flags[2] = torch.isfinite(loss_sum).logical_not()
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            stop_now, save_now, nonfinite_elsewhere = map(int, flags.tolist())
-        lossf = loss_sum.item()
-        if not math.isfinite(lossf) or (ddp and nonfinite_elsewhere):
+        # rank (then no step, and nothing saved after it), a stop request, a save request. (float16's
+        # GradScaler skipping a step for inf gradients is not this: it looks at the gradients, this
+        # at the loss.)
+        stop_now, save_now, nonfinite = ranks.agree(requests, loss_sum)
+        if nonfinite:
             failure = f'non-finite loss at iter {iter_num}'
             break
+        lossf = loss_sum.item()
         # step the optimizer and scaler if training in fp16
         scaler.step(optimizer)
         scaler.update()
@@ -628,7 +500,7 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
         local_iter_num += 1
 
         if stop_now: # every rank stops at the same iteration, whichever got the signal
-            stop_signal, stopped = stop_now, True
+            requests.stop, stopped = stop_now, True
             break
         if save_now: # SIGUSR1 on any rank
             report(f'SIGUSR1: saving a checkpoint at iter {iter_num}, training goes on')
@@ -641,13 +513,11 @@ with logger, lost_ranks_named(): # an exception ends the log with status "failed
     if stopped:
         if local_iter_num > 0: # an evaluation-only run has nothing new to save
             save_checkpoint()
-        how = stop_statuses[stop_signal]
+        how = Requests.statuses[requests.stop]
         resume = f'; continue with --init_from=resume --out_dir={out_dir}' if find_checkpoints(out_dir) else ''
         report(f'{how} at iter {iter_num}{resume}')
         logger.close(status=how)
 
-if ddp:
-    dist.barrier() # every rank leaves together
-    dist.destroy_process_group()
-if stop_signal:
-    sys.exit(128 + stop_signal)
+ranks.close()
+if requests.stop:
+    sys.exit(128 + requests.stop)

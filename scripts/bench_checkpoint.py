@@ -51,7 +51,7 @@ def plain_save():
 
 cases = {'save: torch.save, fsync, rename': plain_save,
          'save: write_checkpoint': lambda: write_checkpoint(checkpoint, out_dir),
-         'load: torch.load': lambda: torch.load(path, weights_only=False),
+         'load: torch.load': lambda: torch.load(path, weights_only=True),
          'load: load_checkpoint': lambda: load_checkpoint(out_dir)}
 times = {name: [] for name in cases}
 try:

@@ -46,7 +46,7 @@ text = open(f'{work}/{name}.txt').read()
 wall = float(open(f'{work}/{name}.wall').read())
 ms = [float(t) for t in re.findall(r'^iter \d+: loss \S+, time ([\d.]+)ms', text, re.M)]
 val = re.findall(r'^step (\d+): train loss \S+, val loss ([\d.]+)', text, re.M)[-1]
-ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
 model = GPT(GPTConfig(**ckpt['model_args']))
 model.load_state_dict({k.removeprefix('_orig_mod.'): v for k, v in ckpt['model'].items()})
 model.eval()

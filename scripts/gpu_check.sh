@@ -5,7 +5,9 @@
 #   3. time to val loss 1.47 on that config: the default recipe against the fast one (Muon,
 #      rotary embeddings, QK-norm, untied zero-init head, softcap, wsd), evaluating every 100
 #      iterations, compilation included;
-#   4. bench.py on the GPT-2 124M config, at micro-batches 12, 16, 24 and 32.
+#   4. bench.py on the GPT-2 124M config, at micro-batches 12, 16, 24 and 32;
+#   5. GPT-2 124M and 350M under fsdp against ddp on one GPU (scripts/bench_parallel.py, bfloat16,
+#      compiled): ms/iter, MFU and peak memory (about 4 minutes more).
 # It ends with a summary. Usage: bash scripts/gpu_check.sh   (PYTHON=... picks the interpreter)
 set -u
 cd "$(dirname "$0")/.."
@@ -50,6 +52,13 @@ summary+=("fast_to_1.47: $(to_loss "$work/logs-fast")")
 
 for b in 12 16 24 32; do
     step "bench_gpt2_124M_batch$b" '^bench:' $PY bench.py --batch_size=$b
+done
+
+for shape in "124M 12 768" "350M 24 1024"; do
+    set -- $shape
+    step "parallel_gpt2_$1" '^ +1 +fsdp ' $PY scripts/bench_parallel.py --device=cuda --nprocs=1 --n_layer="$2" \
+        --n_embd="$3" --block_size=1024 --batch_size=12 --dtype=bfloat16 --compile=True --iters=10
+    summary+=("parallel_gpt2_$1 (ddp): $(grep -E '^ +1 +ddp ' "$work/parallel_gpt2_$1.txt" | tail -n 1)")
 done
 
 echo

@@ -12,6 +12,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# one thread for each script a test runs: two tests share two cores, and a tiny model gains nothing
+# from a second thread but the waiting for it
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 from logger import read_log  # noqa: E402
 
 # a model and a run small enough that a CPU trains it in a second or two

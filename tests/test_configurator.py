@@ -196,7 +196,10 @@ def test_a_config_file_value_of_the_wrong_type_is_refused(workdir):
 def test_missing_data_says_which_command_prepares_it(workdir):
     r = script('train.py', *TINY, '--dataset=shakespeare_char', cwd=workdir)
     assert_refused(r, os.path.join('data', 'shakespeare_char', 'train.bin'),
+                   'python data/prepare.py YOUR_TEXT --dataset=shakespeare_char',
                    'python ' + os.path.join('data', 'shakespeare_char', 'prepare.py'))
+    r = script('train.py', *TINY, '--dataset=mine', cwd=workdir)
+    assert_refused(r, 'python data/prepare.py YOUR_TEXT --dataset=mine`')
     assert not (workdir / 'logs').exists()
 
 

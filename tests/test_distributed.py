@@ -20,7 +20,7 @@ def progress_losses(run):
                 for m in run.messages if m.text.startswith('iter '))
 
 
-@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+@pytest.mark.parametrize('recipe', [[], pytest.param(FAST, marks=pytest.mark.slow)], ids=['default', 'fast'])
 def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(workdir, recipe):
     r = torchrun(2, *TINY, *recipe, '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=2',
                  cwd=workdir)
@@ -36,6 +36,7 @@ def test_two_process_gloo_torchrun_leaves_one_log_one_checkpoint_and_completes(w
     assert r.stdout.count('step 6: train loss') == 1
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_not_divisible_by_world_size_is_refused(workdir):
     r = torchrun(2, *TINY, '--max_iters=2', '--gradient_accumulation_steps=3', cwd=workdir, timeout=120)
     assert r.returncode != 0
@@ -45,6 +46,7 @@ def test_gradient_accumulation_not_divisible_by_world_size_is_refused(workdir):
     assert not (workdir / 'logs').exists() and not (workdir / 'out').exists()
 
 
+@pytest.mark.slow  # test_fsdp.py, and the tests below, stop with SIGTERM and resume
 def test_sigterm_stops_with_a_checkpoint_and_resume_continues_from_it(workdir):
     proc = start_train(workdir, '--max_iters=100000', '--eval_interval=1000')
     wait_for(workdir, lambda run: len(progress_losses(run)) >= 5, proc)
@@ -146,7 +148,7 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_a_readable_log(workdir
     assert ckpt['model'].keys() and ckpt['optimizer']['state']
 
 
-@pytest.mark.parametrize('recipe', [[], FAST], ids=['default', 'fast'])
+@pytest.mark.parametrize('recipe', [[], pytest.param(FAST, marks=pytest.mark.slow)], ids=['default', 'fast'])
 def test_a_stopped_and_resumed_run_matches_an_uninterrupted_one(workdir, recipe):
     common = ['--eval_interval=20', '--always_save_checkpoint=True', *recipe]
     whole = script('train.py', *TINY, *common, '--max_iters=40', '--out_dir=whole', cwd=workdir)

@@ -72,6 +72,7 @@ def train_to_8(workdir, *args):
 
 # ----------------------------------------------------------------------------- restarts
 
+@pytest.mark.slow  # test_fsdp.py restarts a killed worker too
 def test_torchrun_restarts_a_killed_worker_and_init_from_auto_resumes_it_to_max_iters(workdir):
     proc = torchrun_popen(os.path.join(ROOT, 'train.py'), *TINY, '--gradient_accumulation_steps=2', '--init_from=auto',
                           '--max_iters=100', '--eval_interval=10', cwd=workdir, restarts=1)
@@ -91,7 +92,8 @@ def test_torchrun_restarts_a_killed_worker_and_init_from_auto_resumes_it_to_max_
 
 # ----------------------------------------------------------------------------- a loss that turns NaN
 
-@pytest.mark.parametrize('ranks, eval_interval', [(1, 1000), (1, 1), (2, 1000)],
+@pytest.mark.parametrize('ranks, eval_interval', [(1, 1000), pytest.param(1, 1, marks=pytest.mark.slow),
+                                                  pytest.param(2, 1000, marks=pytest.mark.slow)],
                          ids=['training-loss', 'evaluation-loss', 'torchrun'])
 def test_a_loss_that_overflows_stops_the_run_at_the_first_bad_iteration_with_the_checkpoint_finite(
         workdir, ranks, eval_interval):
@@ -135,6 +137,7 @@ def test_float16_gradscaler_skipping_inf_steps_is_no_failure_and_its_state_is_re
 
 # ----------------------------------------------------------------------------- a rank that stops answering
 
+@pytest.mark.slow
 def test_a_slow_evaluation_and_save_pass_ddp_timeout_but_a_stopped_rank_ends_every_rank_within_it(workdir, tmp_path):
     timeout = 6
     slow = launcher(tmp_path, f'''
@@ -167,6 +170,7 @@ def test_a_slow_evaluation_and_save_pass_ddp_timeout_but_a_stopped_rank_ends_eve
                         run.status), run.status
 
 
+@pytest.mark.slow
 def test_an_evaluation_shared_by_the_ranks_gives_the_losses_of_one_process(workdir):
     # every rank evaluates a share, so that none waits in a collective while another evaluates: train
     # loss over eval_iters random batches, val loss over strided windows
@@ -181,6 +185,7 @@ def test_an_evaluation_shared_by_the_ranks_gives_the_losses_of_one_process(workd
 
 # ----------------------------------------------------------------------------- a save that fails
 
+@pytest.mark.slow  # test_fsdp.py fails a save of every rank
 def test_a_failed_save_on_rank_0_ends_every_rank_with_the_error_in_the_footer(workdir, tmp_path):
     limited = launcher(tmp_path, '''
         import os, resource
@@ -255,9 +260,10 @@ def test_a_checkpoint_without_a_sha256_loads_unchecked_and_a_truncated_one_is_re
 
 # ----------------------------------------------------------------------------- SIGUSR1
 
+@pytest.mark.slow
 def test_sigusr1_during_an_evaluation_saves_at_the_end_of_that_iteration_and_training_goes_on(workdir):
-    # an evaluation of 1500 batches a split: the signal comes while it runs, and does not cut it short
-    proc = start_train(workdir, '--max_iters=10', '--eval_iters=1500', '--eval_interval=1000')
+    # an evaluation of 500 batches a split: the signal comes while it runs, and does not cut it short
+    proc = start_train(workdir, '--max_iters=10', '--eval_iters=500', '--eval_interval=1000')
     wait_for(workdir, evaluating, proc)
     proc.send_signal(signal.SIGUSR1)
     out, err = proc.communicate(timeout=180)

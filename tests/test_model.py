@@ -10,7 +10,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from model import GPT, GPTConfig, peak_flops  # noqa: E402
+from model import GPT, GPTConfig, KVCache, peak_flops  # noqa: E402
 
 VOCAB = 65
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -219,6 +219,67 @@ def test_generate_crops_a_context_longer_than_block_size_to_its_latest_tokens():
     assert out.shape == (1, 23)
     from_tail = model.generate(idx[:, -16:], 3, top_k=1)
     assert torch.equal(out[:, -3:], from_tail[:, -3:])
+
+
+OPTIONS = [dict(), dict(rope=True), dict(qk_norm=True), dict(mlp="relu2"), dict(tie_weights=False),
+           dict(logit_softcap=3.0), dict(bias=False), dict(n_layer=0),
+           dict(rope=True, qk_norm=True, mlp="relu2", tie_weights=False, logit_softcap=15.0, bias=False)]
+
+
+@pytest.fixture
+def one_thread():
+    """A tiny model's ops gain nothing from a second thread, and on a busy machine (two tests at a
+    time on two cores) lose milliseconds each waiting for it: ten times the time of these tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def sharp_model(seed=0, **kw):
+    """A tiny model whose weights are ten times GPT-2's init: each token's context moves its logits
+    far enough that a cache which kept stale keys or values would change the tokens it picks."""
+    model = tiny_model(seed, **kw).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.2)
+    return model
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "gpt2")
+def test_the_kv_cache_picks_the_uncached_tokens_for_short_and_long_prompts_and_past_block_size(options, one_thread):
+    model = sharp_model(**options)
+    g = torch.Generator().manual_seed(5)
+    # block_size is 16: a prompt within it, one that fills it, one longer; 30 new tokens run past it
+    for t in (3, 16, 20):
+        idx = torch.randint(0, VOCAB, (2, t), generator=g)
+        cached = model.generate(idx, 30, top_k=1)
+        assert torch.equal(cached, model.generate(idx, 30, top_k=1, cache=False)), t
+
+
+def test_each_cached_step_gives_the_logits_of_the_whole_context_run_again(one_thread):
+    model = sharp_model(rope=True, qk_norm=True)
+    idx = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(6))
+    cache = KVCache(model.config.n_layer, 16)
+    with torch.no_grad():
+        steps = [model(idx[:, :5], cache=cache)[0]] + [model(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 16)]
+        for t, logits in enumerate(steps, start=5):
+            assert torch.allclose(logits, model(idx[:, :t])[0], atol=1e-5), t
+        with pytest.raises(ValueError, match="block_size is only 16"):
+            model(idx[:, :1], cache=cache)
+        cache = KVCache(model.config.n_layer, 16)
+        model(idx[:, :3], cache=cache)
+        with pytest.raises(ValueError, match="the prompt first, then one token at a time"):
+            model(idx[:, 3:5], cache=cache)  # its attention would need a mask
+
+
+def test_a_batch_of_prompts_gives_each_prompt_the_tokens_it_gets_alone(one_thread):
+    model = sharp_model(rope=True)
+    idx = torch.randint(0, VOCAB, (4, 6), generator=torch.Generator().manual_seed(7))
+    batch = model.generate(idx, 12, top_k=1)
+    for row in range(4):
+        assert torch.equal(batch[row:row + 1], model.generate(idx[row:row + 1], 12, top_k=1))
 
 
 def test_generate_refuses_a_non_positive_temperature():

@@ -113,6 +113,7 @@ def test_wsd_schedule_holds_the_rate_then_falls_in_a_straight_line(workdir):
     assert lrs == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow  # test_train.py runs bench.py
 def test_bench_times_the_fast_recipe(workdir):
     r = script('bench.py', '--device=cpu', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32',
                '--batch_size=4', '--burn_in=1', '--num_iters=2', '--real_data=True', '--dataset=tiny',

@@ -731,3 +731,26 @@ def test_report_export_and_follow_need_only_the_standard_library(tmp_path):
         assert result.returncode == 0 and result.stderr == '', (command, result.stderr)
         assert os.path.basename(lg.path) in result.stdout or command[0] == 'report'
     assert os.path.basename(lg.path) in (tmp_path / 'r.html').read_text()
+
+
+def test_val_bpb_shows_as_best_bpb_in_the_summary_and_report_and_every_point_in_export(tmp_path):
+    logs = tmp_path / 'logs'
+    with TrainingLogger(log_dir=str(logs), enabled=True) as char:
+        char.setup({'dataset': 'char'})
+        char.log_step(0, 4.2, 4.1, lr=1e-3, val_bpb=5.9)
+        char.log_step(100, 2.1, 2.0, lr=1e-3, val_bpb=2.9)
+        char.log_step(200, 2.0, 2.05, lr=1e-3, val_bpb=2.95)
+    with TrainingLogger(log_dir=str(logs), enabled=True) as old:  # before val_bpb: a dash
+        old.setup({'dataset': 'old'})
+        old.log_step(0, 3.0, 3.0, lr=1e-3)
+    rows = table(runs_py(logs).stdout)
+    assert rows[os.path.basename(char.path)]['best bpb'] == '2.9000'
+    assert rows[os.path.basename(old.path)]['best bpb'] == '-'
+    r = runs_py('export', logs)
+    assert r.stdout.count(',val_bpb,') == 3 and f'{os.path.basename(char.path)},' in r.stdout
+    assert runs_py('report', logs, '-o', tmp_path / 'r.html').returncode == 0
+    html = (tmp_path / 'r.html').read_text()
+    assert '<th>best bpb</th>' in html and '>2.9000</td>' in html
+    # logs from before val_bpb have no such column
+    os.remove(char.path)
+    assert 'best bpb' not in runs_py(logs).stdout

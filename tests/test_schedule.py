@@ -34,9 +34,9 @@ def logged_lrs(workdir):
 
 @pytest.mark.parametrize('keys', [
     {'max_iters': 60, 'lr_decay_iters': 60},  # the command line: warmup (100) outlasts the run
-    {'max_iters': 30, 'lr_decay_iters': 10, 'warmup_iters': 20},  # warmup, then min_lr
+    pytest.param({'max_iters': 30, 'lr_decay_iters': 10, 'warmup_iters': 20}, marks=pytest.mark.slow),  # warmup, then min_lr
     {'max_iters': 30, 'lr_decay_iters': 20, 'warmup_iters': 20},  # equal: nanoGPT divides by zero
-    {'max_iters': 30, 'lr_decay_iters': 25, 'warmup_iters': 10},  # warmup, cosine, min_lr
+    pytest.param({'max_iters': 30, 'lr_decay_iters': 25, 'warmup_iters': 10}, marks=pytest.mark.slow),  # warmup, cosine, min_lr
 ], ids=['decay_below_warmup', 'warmup_then_min', 'equal', 'cosine'])
 def test_nanogpts_short_command_lines_train_with_nanogpts_rates(workdir, keys):
     r = script('train.py', *CHAR_CONFIG, *(f'--{k}={v}' for k, v in keys.items()), cwd=workdir)

@@ -3,6 +3,7 @@ import glob
 import importlib.util
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -66,11 +67,12 @@ def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
     assert all('lr' in s.metrics and 'mfu' not in s.metrics for s in run.steps)  # no peak known on a CPU
     tokens = [os.path.getsize(workdir / 'data' / 'tiny' / f'{split}.bin') // 2 for split in ('train', 'val')]
     assert f'data: {os.path.join("data", "tiny")}, source not recorded, train {tokens[0]:,} tokens, ' \
-           f'val {tokens[1]:,} tokens' in texts
+           f'val {tokens[1]:,} tokens, tokenizer char ({len(set(TEXT))} tokens, uint16)' in texts
     assert run.steps[-1].val_loss < run.steps[0].val_loss
     assert run.status == 'completed'
     # console output goes on as nanoGPT users know it
-    assert re.search(r'^step 8: train loss \d+\.\d{4}, val loss \d+\.\d{4}$', r.stdout, re.M)
+    # nanoGPT's console line, which people grep, then the val loss in bits per byte
+    assert re.search(r'^step 8: train loss \d+\.\d{4}, val loss \d+\.\d{4}, val bpb \d+\.\d{4}$', r.stdout, re.M)
     assert re.search(r'^iter 7: loss \d+\.\d{4}, time ', r.stdout, re.M)
 
 
@@ -151,12 +153,13 @@ def git(*args, cwd):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('git') is None, reason='needs git')
 def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(workdir):
     code = workdir / 'code'  # a copy of the project's scripts: a checkout of its own, then none
     code.mkdir()
-    for name in ('train.py', 'model.py', 'configurator.py', 'logger.py', 'checkpoint.py'):
-        shutil.copy(os.path.join(ROOT, name), code)
+    for path in glob.glob(os.path.join(ROOT, '*.py')):  # the modules train.py imports, and the rest
+        shutil.copy(path, code)
     (code / 'data').mkdir()
     for path in glob.glob(os.path.join(ROOT, 'data', '*.py')):  # the data modules train.py imports
         shutil.copy(path, code / 'data')
@@ -181,6 +184,7 @@ def test_the_log_names_the_git_commit_and_dirty_and_says_nothing_outside_git(wor
     assert code_lines('none') == []
 
 
+@pytest.mark.slow
 def test_the_seeds_example_config_trains_char_level_shakespeare_on_the_device_found(workdir):
     # python train.py config/shakespeare.py --log_dir=shakespeare_logs, cut short
     shutil.copytree(workdir / 'data' / 'tiny', workdir / 'data' / 'shakespeare_char')
@@ -236,6 +240,46 @@ def test_sample_prints_text_in_the_training_vocabulary(trained):
     assert again.stdout == r.stdout  # the seed makes samples repeatable
 
 
+def on_a_terminal(args, cwd, until=None):
+    """What sample.py shows on a terminal: all of it, or `until` characters, the process then still
+    running (and stopped)."""
+    main, terminal = os.openpty()
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'sample.py'), *args], cwd=cwd, stdout=terminal,
+                            stderr=subprocess.PIPE)
+    os.close(terminal)
+    shown = b''
+    try:
+        while until is None or len(shown.replace(b'\r\n', b'\n')) < until:
+            assert select.select([main], [], [], 120)[0], 'sample.py showed nothing for 120 s'
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other end closed: sample.py is done
+                chunk = b''
+            if not chunk:
+                break
+            shown += chunk
+        running = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate()
+        os.close(main)
+    return shown.decode().replace('\r\n', '\n'), running, proc
+
+
+@pytest.mark.skipif(not hasattr(os, 'openpty'), reason='needs a pseudo-terminal')
+def test_sample_shows_a_terminal_each_token_as_it_comes_and_the_text_a_pipe_gets(trained):
+    workdir, _ = trained
+    args = ['--device=cpu', '--num_samples=1', '--start=All:', '--seed=7']
+    piped = script('sample.py', *args, '--max_new_tokens=40', cwd=workdir)
+    assert piped.returncode == 0, piped.stderr
+    assert re.fullmatch(r'All:.{40}\n-{15}\n', piped.stdout, re.S)
+    shown, _, proc = on_a_terminal([*args, '--max_new_tokens=40'], workdir)
+    assert proc.returncode == 0 and shown == piped.stdout
+    # a million tokens take minutes: the first 40 are on the screen long before
+    shown, running, _ = on_a_terminal([*args, '--max_new_tokens=1000000'], workdir, until=len('All:') + 40)
+    assert running and shown.startswith(piped.stdout[:len('All:') + 40])
+
+
 @pytest.mark.parametrize('args, needle', [
     (['--out_dir=nowhere'], 'no checkpoint at nowhere'),
     (['--start=FILE:missing.txt'], "cannot read the start text 'missing.txt'"),
@@ -269,3 +313,23 @@ def test_bench_reports_throughput_and_a_parsable_summary_on_cpu(workdir):
     assert float(fields['ms_per_iter']) > 0 and float(fields['tokens_per_s']) > 0
     assert float(fields['tflops']) > 0
     assert float(fields['tokens_per_s']) == pytest.approx(4 * 32 / float(fields['ms_per_iter']) * 1000, rel=0.01)
+
+
+def test_sample_never_draws_the_padding_of_a_padded_vocabulary(tmp_path):
+    # nanoGPT pads GPT-2's 50257 tokens to 50304; ids past 50256 decode to nothing. A model that
+    # favours them above all (its final norm emits ones; the padding rows sum highest) still
+    # samples text, as its dataset has no meta.pkl and so is GPT-2's
+    sys.path.insert(0, ROOT)
+    from model import GPT, GPTConfig
+    args = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, bias=True, vocab_size=50304, dropout=0.0)
+    model = GPT(GPTConfig(**args))
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.wte.weight[50257:] = 1.0
+    (tmp_path / 'out').mkdir()
+    torch.save({'model': model.state_dict(), 'model_args': args, 'iter_num': 0, 'best_val_loss': 9.9,
+                'config': {'dataset': 'openwebtext'}}, tmp_path / 'out' / 'ckpt.pt')
+    r = script('sample.py', '--device=cpu', '--num_samples=2', '--max_new_tokens=20', '--start=Hello', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('---------------\n') == 2 and r.stdout.startswith('Hello')

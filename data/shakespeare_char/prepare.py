@@ -25,6 +25,10 @@ import urllib.request
 
 import numpy as np
 
+# run as a script, Python puts only this file's directory on sys.path: the repo root makes data.* importable
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data.tokenizer import CharTokenizer  # noqa: E402
+
 TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
                         "data/tinyshakespeare/input.txt")
 DOWNLOAD_TIMEOUT = 5  # seconds; an offline machine should fall back quickly, not hang
@@ -199,29 +203,22 @@ if __name__ == "__main__":
     print(f"source: {source}")
     print(f"length of dataset in characters: {len(data):,}")
 
-    # get all the unique characters that occur in this text
-    chars = sorted(set(data))
-    vocab_size = len(chars)
-    print("all the unique characters:", "".join(chars))
-    print(f"vocab size: {vocab_size:,}")
-
-    # create a mapping from characters to integers
-    stoi = {ch: i for i, ch in enumerate(chars)}
-    itos = {i: ch for i, ch in enumerate(chars)}
+    # one token per character, the ids in sorted order: data/tokenizer.py's char tokenizer, which
+    # data/prepare.py also uses (for one document it adds no separator, so the vocabulary is nanoGPT's)
+    tokenizer = CharTokenizer(sorted(set(data)), separator=False)
+    print("all the unique characters:", "".join(tokenizer.chars))
+    print(f"vocab size: {tokenizer.vocab_size:,}")
 
     # create the train and test splits
     n = len(data)
-    train_data = data[:int(n * 0.9)]
-    val_data = data[int(n * 0.9):]
-
-    # encode both to integers; uint16 holds any vocabulary a text file will realistically have
-    train_ids = np.array([stoi[c] for c in train_data], dtype=np.uint16)
-    val_ids = np.array([stoi[c] for c in val_data], dtype=np.uint16)
+    train_ids = tokenizer.encode(data[:int(n * 0.9)]).astype(np.uint16)
+    val_ids = tokenizer.encode(data[int(n * 0.9):]).astype(np.uint16)
     print(f"train has {len(train_ids):,} tokens")
     print(f"val has {len(val_ids):,} tokens")
 
     # export to bin files, and save the meta information to help us encode/decode later
-    meta = {"vocab_size": vocab_size, "itos": itos, "stoi": stoi, "source": source}
+    chars = tokenizer.meta()
+    meta = {"vocab_size": tokenizer.vocab_size, "itos": chars["itos"], "stoi": chars["stoi"], "source": source}
     write_atomic(os.path.join(args.out_dir, "train.bin"), train_ids.tobytes())
     write_atomic(os.path.join(args.out_dir, "val.bin"), val_ids.tobytes())
     write_atomic(os.path.join(args.out_dir, "meta.pkl"), pickle.dumps(meta))
