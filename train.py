@@ -109,9 +109,6 @@ seed = 1337
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
 config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
 globals().update(config)
-config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
-globals().update(config)
 # -----------------------------------------------------------------------------
 
 # everything the user gave is checked here, before any process group, log file or model exists:
