@@ -72,6 +72,10 @@ def test_fsdp_averages_the_gradients_of_the_ranks_and_micro_steps_rather_than_su
     assert re.search(r'largest difference \S+, norm ratio 1\.0000', r.stdout), r.stdout
 
 
+# the tests that start from the fixture below run in one pytest-xdist worker, which makes it once
+SHARED = pytest.mark.xdist_group('sharded')
+
+
 @pytest.fixture(scope='module')
 def sharded(tmp_path_factory):
     """A workdir whose out/ holds FSDP's checkpoints of 2 processes at iters 3 and 6, and the losses of
@@ -95,6 +99,7 @@ def copy_run(sharded, tmp_path, out='out'):
 
 
 @pytest.mark.parametrize('nproc', [1, pytest.param(4, marks=pytest.mark.slow)])
+@SHARED
 def test_a_sharded_checkpoint_resumes_at_another_world_size_as_if_never_stopped(sharded, tmp_path, nproc):
     workdir, expected = copy_run(sharded, tmp_path)
     args = [*SAME, '--eval_interval=3', '--max_iters=12', '--init_from=resume']
@@ -109,6 +114,7 @@ def test_a_sharded_checkpoint_resumes_at_another_world_size_as_if_never_stopped(
     assert sorted(os.listdir(workdir / 'out')) == kept
 
 
+@SHARED
 def test_a_checkpoint_of_one_process_resumes_under_fsdp_as_if_never_stopped(sharded, tmp_path):
     workdir, expected = sharded
     shutil.copytree(workdir / 'data', tmp_path / 'data')
@@ -121,6 +127,7 @@ def test_a_checkpoint_of_one_process_resumes_under_fsdp_as_if_never_stopped(shar
     assert sorted(os.listdir(tmp_path / 'out')) == ['ckpt', 'ckpt.sha256', 'ckpt_prev']
 
 
+@SHARED
 def test_sample_reads_a_sharded_checkpoint_and_export_writes_one_file_nanogpt_loads(sharded, tmp_path):
     workdir, _ = copy_run(sharded, tmp_path)
     r = script('sample.py', '--device=cpu', '--num_samples=1', '--max_new_tokens=20', '--start=First', cwd=workdir)
@@ -140,6 +147,7 @@ def test_sample_reads_a_sharded_checkpoint_and_export_writes_one_file_nanogpt_lo
                    'no checkpoint in data', prog='checkpoint.py')
 
 
+@SHARED
 def test_a_damaged_shard_falls_back_to_the_previous_sharded_checkpoint(sharded, tmp_path):
     workdir, _ = copy_run(sharded, tmp_path)
     shard = workdir / 'out' / 'ckpt' / '__1_0.distcp'
@@ -160,6 +168,7 @@ class Payload:
         return (os.system, ('touch pwned',))
 
 
+@SHARED
 def test_a_sharded_checkpoint_whose_metadata_carries_code_is_refused_and_the_code_never_runs(sharded, tmp_path):
     workdir, _ = copy_run(sharded, tmp_path)
     (workdir / 'out' / 'ckpt.sha256').unlink()  # as a shared folder might come
@@ -220,6 +229,7 @@ def test_a_stopped_rank_under_fsdp_ends_every_rank_within_ddp_timeout(workdir):
                         run.status), run.status
 
 
+@SHARED
 def test_a_non_finite_loss_under_fsdp_stops_every_rank_with_the_sharded_checkpoint_intact(sharded, tmp_path):
     workdir, _ = copy_run(sharded, tmp_path)
     sums = (workdir / 'out' / 'ckpt.sha256').read_text()
