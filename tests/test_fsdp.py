@@ -98,7 +98,7 @@ def copy_run(sharded, tmp_path, out='out'):
     return tmp_path, expected
 
 
-@pytest.mark.parametrize('nproc', [1, pytest.param(4, marks=pytest.mark.slow)])
+@pytest.mark.parametrize('nproc', [1, 4])
 @SHARED
 def test_a_sharded_checkpoint_resumes_at_another_world_size_as_if_never_stopped(sharded, tmp_path, nproc):
     workdir, expected = copy_run(sharded, tmp_path)
