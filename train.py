@@ -123,8 +123,8 @@ if torchrun and not {'MASTER_ADDR', 'MASTER_PORT'} <= os.environ.keys():
 ranks = Ranks(parallel, backend, device, ddp_timeout) # one process outside torchrun, and no parallel
 master_process, rank, world_size = ranks.master, ranks.rank, ranks.world_size # rank 0 logs and reports
 if ranks.sharded and dtype == 'float16':
-    die(f"dtype='float16' needs a GradScaler, which parallel='fsdp' does not shard: use --dtype=bfloat16 "
-        f"(or float32), or --parallel=ddp")
+    die("dtype='float16' needs a GradScaler, which parallel='fsdp' does not shard: use --dtype=bfloat16 "
+        "(or float32), or --parallel=ddp")
 if gradient_accumulation_steps % world_size != 0:
     die(f'gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by the world size '
         f'{world_size}; use a multiple of {world_size}')
