@@ -104,8 +104,7 @@ class TrainingLogger:
                 return
             fd, self._fd, self._closed = self._fd, None, True
         atexit.unregister(self._close_at_exit)
-        self._timestamp(fd)  # states a changed UTC offset before the footer's time
-        ended = datetime.datetime.now().strftime(TIME_FORMAT)
+        ended = self._timestamp(fd)  # which states a changed UTC offset before it
         footer = f'{BAR}\nTraining run ended at {ended}\nStatus: {_one_line(str(status))}\n{BAR}\n'
         self._write(footer, sync=True, fd=fd)
         try:
