@@ -381,6 +381,40 @@ def nonfinite(tree, where='checkpoint'):
     return next(w for w, t in tensors.items() if not bool(torch.isfinite(t).all()))
 
 
+SHAPE = ('n_layer', 'n_head', 'n_embd', 'bias')  # and model.OPTIONS: what a resumed model keeps
+
+
+def keep_shape(config, checkpoint):
+    """A resume trains the checkpoint's shape, as nanoGPT does, whatever the command line asks: set
+    each shape key of config that differs to the checkpoint's value, so that the log's config says
+    what trains, and return a line for each saying so."""
+    from model import OPTIONS, GPTConfig
+    notes = []
+    for k in (*SHAPE, *OPTIONS):
+        kept = checkpoint['model_args'].get(k, getattr(GPTConfig, k))  # an option left out is GPT-2's
+        if k in config and config[k] != kept:
+            notes.append(f"{k}={config[k]!r} is not the checkpoint's {kept!r}: a resume keeps the checkpoint's shape, "
+                         f"so {k}={kept!r} trains")
+            config[k] = kept
+    return notes
+
+
+def describe(data):
+    return f"{data['dataset']} (tokens sha256 {data['tokens'][:12]}, vocabulary sha256 {data['vocab'][:12]})"
+
+
+def data_changed(checkpoint, data):
+    """What differs between the data the checkpoint was trained on and data (data.dataset.identity's),
+    as 'X, but now Y'; None when they are the same. An older checkpoint records only its dataset's name."""
+    then = checkpoint.get('data')
+    if then is None:
+        name = (checkpoint.get('config') or {}).get('dataset')
+        return None if name in (None, data['dataset']) else f"dataset {name}, but now {data['dataset']}"
+    if then == data:
+        return None
+    return f'{describe(then)}, but now {describe(data)}'
+
+
 def first_sentence(error):
     """The gist of an error as one line: torch's unpickling errors run on for a paragraph."""
     text = ' '.join(str(error).split()) or type(error).__name__
