@@ -234,7 +234,7 @@ def read_state(folder):
     """A sharded checkpoint's state.json, with 'model' standing for its shards; its .metadata is
     read too, to refuse one that names a class it should not (pickle.UnpicklingError)."""
     read_metadata(folder)
-    with open(os.path.join(folder, 'state.json')) as f:
+    with open(os.path.join(folder, 'state.json'), encoding='utf-8') as f:
         state = json.load(f)
     return {**state, 'model': None, 'sharded': folder}
 
@@ -428,6 +428,9 @@ def export(out_dir, out_file):
     from model import GPT, GPTConfig
     if os.path.exists(out_file):
         raise CheckpointError(f'{out_file} already exists: pick another name')
+    folder = os.path.dirname(out_file) or '.'
+    if not os.path.isdir(folder):
+        raise CheckpointError(f'cannot write {out_file}: the folder {folder} does not exist')
     path, checkpoint, notes = load_checkpoint(out_dir)
     for note in notes:
         print(note, file=sys.stderr)
@@ -438,8 +441,11 @@ def export(out_dir, out_file):
         read_sharded(path, target)
         weights = target['model']
     exported = {'model': weights, **{k: checkpoint.get(k) for k in ('model_args', 'iter_num', 'best_val_loss', 'config')}}
-    with atomic_file(out_file, 'wb') as f:
-        torch.save(exported, f)
+    try:
+        with atomic_file(out_file, 'wb') as f:
+            torch.save(exported, f)
+    except OSError as e:  # no room, no permission
+        raise CheckpointError(f'cannot write {out_file}: {e.strerror or e}') from None
     return path
 
 
