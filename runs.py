@@ -9,7 +9,9 @@ Compare training runs from their logs (the files logger.py writes), and watch on
     python runs.py follow [LOG_OR_DIR]                   # a run, live; default the newest log in logs/
 
 A directory stands for the log_run_*.txt files directly inside it. A run resumed from another
-run's checkpoint is one run with it: one row, one curve. Exit status: 0 done, 1 no logs found,
+run's checkpoint is one run with it: one row, one curve; two resumed from one checkpoint are two
+branches, each sharing the first part. Durations and killed-or-running are in UTC, from the offset
+each log states. Exit status: 0 done, 1 no logs found,
 2 something to fix (a missing path, bad arguments, plot without matplotlib); follow: 0 when the
 run completed, 1 when it ended any other way.
 """
