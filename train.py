@@ -258,7 +258,7 @@ elif init_from == 'resume':
     model = GPT(GPTConfig(**model_args))
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
-    for note in resume_notes: # an older checkpoint taken for a damaged newest one, or one with no sha256
+    for note in resume_notes: # an older checkpoint taken for a damaged newest one, one with no sha256, the shape kept
         report(note)
     report(f'resumed from {resume_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
     if data_change: # a val loss on other data is no bar to beat
