@@ -328,8 +328,14 @@ import multiprocessing, os, signal, sys, time
 sys.path.insert(0, os.environ['ROOT'])
 from data import prepare
 signal.signal(signal.SIGTERM, prepare.on_sigterm)  # as prepare's main sets it, before its workers fork
-worker = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))
+context = multiprocessing.get_context('fork')
+forked = context.Event()  # a signal in the instant of the fork itself is lost: Python clears it
+def wait():
+    forked.set()
+    time.sleep(60)
+worker = context.Process(target=wait)
 worker.start()
+forked.wait(60)
 worker.terminate()  # as the pool stops its workers after another's error, maybe before they start
 worker.join()
 print(worker.exitcode)
