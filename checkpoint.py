@@ -234,7 +234,7 @@ def read_state(folder):
     """A sharded checkpoint's state.json, with 'model' standing for its shards; its .metadata is
     read too, to refuse one that names a class it should not (pickle.UnpicklingError)."""
     read_metadata(folder)
-    with open(os.path.join(folder, 'state.json')) as f:
+    with open(os.path.join(folder, 'state.json'), encoding='utf-8') as f:
         state = json.load(f)
     return {**state, 'model': None, 'sharded': folder}
 
@@ -381,6 +381,40 @@ def nonfinite(tree, where='checkpoint'):
     return next(w for w, t in tensors.items() if not bool(torch.isfinite(t).all()))
 
 
+SHAPE = ('n_layer', 'n_head', 'n_embd', 'bias')  # and model.OPTIONS: what a resumed model keeps
+
+
+def keep_shape(config, checkpoint):
+    """A resume trains the checkpoint's shape, as nanoGPT does, whatever the command line asks: set
+    each shape key of config that differs to the checkpoint's value, so that the log's config says
+    what trains, and return a line for each saying so."""
+    from model import OPTIONS, GPTConfig
+    notes = []
+    for k in (*SHAPE, *OPTIONS):
+        kept = checkpoint['model_args'].get(k, getattr(GPTConfig, k))  # an option left out is GPT-2's
+        if k in config and config[k] != kept:
+            notes.append(f"{k}={config[k]!r} is not the checkpoint's {kept!r}: a resume keeps the checkpoint's shape, "
+                         f"so {k}={kept!r} trains")
+            config[k] = kept
+    return notes
+
+
+def describe(data):
+    return f"{data['dataset']} (tokens sha256 {data['tokens'][:12]}, vocabulary sha256 {data['vocab'][:12]})"
+
+
+def data_changed(checkpoint, data):
+    """What differs between the data the checkpoint was trained on and data (data.dataset.identity's),
+    as 'X, but now Y'; None when they are the same. An older checkpoint records only its dataset's name."""
+    then = checkpoint.get('data')
+    if then is None:
+        name = (checkpoint.get('config') or {}).get('dataset')
+        return None if name in (None, data['dataset']) else f"dataset {name}, but now {data['dataset']}"
+    if then == data:
+        return None
+    return f'{describe(then)}, but now {describe(data)}'
+
+
 def first_sentence(error):
     """The gist of an error as one line: torch's unpickling errors run on for a paragraph."""
     text = ' '.join(str(error).split()) or type(error).__name__
@@ -394,6 +428,9 @@ def export(out_dir, out_file):
     from model import GPT, GPTConfig
     if os.path.exists(out_file):
         raise CheckpointError(f'{out_file} already exists: pick another name')
+    folder = os.path.dirname(out_file) or '.'
+    if not os.path.isdir(folder):
+        raise CheckpointError(f'cannot write {out_file}: the folder {folder} does not exist')
     path, checkpoint, notes = load_checkpoint(out_dir)
     for note in notes:
         print(note, file=sys.stderr)
@@ -404,8 +441,11 @@ def export(out_dir, out_file):
         read_sharded(path, target)
         weights = target['model']
     exported = {'model': weights, **{k: checkpoint.get(k) for k in ('model_args', 'iter_num', 'best_val_loss', 'config')}}
-    with atomic_file(out_file, 'wb') as f:
-        torch.save(exported, f)
+    try:
+        with atomic_file(out_file, 'wb') as f:
+            torch.save(exported, f)
+    except OSError as e:  # no room, no permission
+        raise CheckpointError(f'cannot write {out_file}: {e.strerror or e}') from None
     return path
 
 

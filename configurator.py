@@ -74,8 +74,10 @@ def _apply_file(path, config, defaults):
         raise ConfigError(f'config file {path!r} not found')
     namespace = dict(config)
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:  # -sig: a byte order mark is no code
             exec(compile(f.read(), path, 'exec'), namespace)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'config file {path!r} is not UTF-8 ({e.reason} at byte {e.start}): save it as UTF-8') from None
     except SyntaxError as e:
         raise ConfigError(f'config file {path!r}, line {e.lineno}: {e.msg}') from None
     except Exception as e:

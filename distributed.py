@@ -279,7 +279,7 @@ class Ranks:
 
         def commit():
             try:
-                with open(os.path.join(tmp, 'state.json'), 'w') as f:
+                with open(os.path.join(tmp, 'state.json'), 'w', encoding='utf-8') as f:
                     json.dump(state, f)
                     f.flush()
                     os.fsync(f.fileno())

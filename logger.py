@@ -47,6 +47,7 @@ class TrainingLogger:
         self._warned = False
         self._stamp_second = None
         self._stamp = ''
+        self._offset = None       # the UTC offset (seconds) the log last stated
 
     # ----------------------------------------------------------------- public API
 
@@ -54,13 +55,18 @@ class TrainingLogger:
         """Create log_dir and a new log file, and write the header. Raises LogDirError."""
         if not self.enabled or self._fd is not None or self._closed:
             return self
-        started = datetime.datetime.now()
+        now = time.time()
+        started = datetime.datetime.fromtimestamp(now)
         self._fd, self.path = _create_log_file(self.log_dir, started)
         lines = [BAR, f'Training run started at {started.strftime(TIME_FORMAT)}', BAR,
                  'Configuration:', RULE]
         for key in sorted(config, key=str):
             lines.append(f'{_one_line(str(key))}: {format_value(config[key])}')
         lines.append(RULE)
+        # the timestamps are local time: the offset, once here and again if it changes (daylight
+        # saving), makes them one moment for a reader in any time zone
+        self._offset = time.localtime(now).tm_gmtoff
+        lines.append(f'[{started.strftime(TIME_FORMAT)}] {zone_line(time.localtime(now))}')
         self._write('\n'.join(lines) + '\n', sync=True)
         atexit.register(self._close_at_exit)
         return self
@@ -98,7 +104,7 @@ class TrainingLogger:
                 return
             fd, self._fd, self._closed = self._fd, None, True
         atexit.unregister(self._close_at_exit)
-        ended = datetime.datetime.now().strftime(TIME_FORMAT)
+        ended = self._timestamp(fd)  # which states a changed UTC offset before it
         footer = f'{BAR}\nTraining run ended at {ended}\nStatus: {_one_line(str(status))}\n{BAR}\n'
         self._write(footer, sync=True, fd=fd)
         try:
@@ -115,11 +121,15 @@ class TrainingLogger:
 
     # ----------------------------------------------------------------- internals
 
-    def _timestamp(self):
+    def _timestamp(self, fd=None):
         # strftime costs as much as the write itself; the text only changes once a second
         now = int(time.time())
         if now != self._stamp_second:
-            self._stamp_second, self._stamp = now, time.strftime(TIME_FORMAT, time.localtime(now))
+            local = time.localtime(now)
+            self._stamp_second, self._stamp = now, time.strftime(TIME_FORMAT, local)
+            if local.tm_gmtoff != self._offset:  # the clock fell back or sprang forward
+                self._offset = local.tm_gmtoff
+                self._write(f'[{self._stamp}] {zone_line(local)}\n', sync=False, fd=fd)
         return self._stamp
 
     def _write(self, text, sync, fd=None):
@@ -167,6 +177,16 @@ def code_version(folder):
     if git.returncode or commit == '(initial)':
         return None
     return commit + (' dirty' if any(not line.startswith('#') for line in lines) else '')
+
+
+ZONE = 'time zone: UTC'  # the line that states the offset: `time zone: UTC+02:00 (CEST)`
+
+
+def zone_line(local):
+    """The message that states the UTC offset of the local time in `local` (a time.struct_time)."""
+    offset = local.tm_gmtoff
+    sign = '-' if offset < 0 else '+'
+    return f'{ZONE}{sign}{abs(offset) // 3600:02}:{abs(offset) // 60 % 60:02} ({local.tm_zone})'
 
 
 def exit_status(exc):
@@ -287,12 +307,14 @@ class Step:
     metrics: dict = field(default_factory=dict)
     time: datetime.datetime = None
     text: str = ''                # the line as logged, after its timestamp
+    line: int = 0                 # its place among the log's timestamped lines: the order logged
 
 
 @dataclass
 class Message:
     time: datetime.datetime
     text: str
+    line: int = 0
 
 
 # A log with no footer is "running" until it has been quiet (no new line, no write to the file) for
@@ -370,7 +392,10 @@ _METRIC = re.compile(r', (\w+) ')
 
 
 def read_log(path):
-    """Read a log back into a Run. Never raises on content: damaged lines are counted, skipped."""
+    """Read a log back into a Run. Never raises on content: damaged lines are counted, skipped.
+    Times are as logged; where the log states its UTC offset they carry it (aware datetimes), so that
+    durations and ages are right in any time zone and across a change of offset. A log that does not
+    state it (the seed's) has naive times, which Python takes as the reader's local time."""
     with open(path, encoding='utf-8', errors='replace', newline='\n') as f:
         text = f.read()
         mtime = os.fstat(f.fileno()).st_mtime
@@ -392,10 +417,17 @@ class LogReader:
         self._times = {}          # many lines share a second: parse each timestamp once
         self._previous = None     # the latest time read so far
         self._partial = ''
+        self._zone = None         # the UTC offset the log last stated, as a datetime.timezone
+        self._lines = 0           # timestamped lines read
 
     def feed(self, text):
         """Read the complete lines in text, after what the last call left unfinished."""
-        lines = (self._partial + text).split('\n')
+        text = self._partial + text
+        if '\r' in text:  # a log saved with Windows line endings reads as it was written
+            text = text.replace('\r\n', '\n')
+        if self._section == 'start' and text[:1] == '\ufeff':  # and one saved with a byte order mark
+            text = text[1:]
+        lines = text.split('\n')
         self._partial = lines.pop()  # text after the last newline is a line still being written
         run, section, read_entry = self.run, self._section, self._read_entry
         for line in lines:
@@ -415,10 +447,10 @@ class LogReader:
                 run.status = 'ended'  # the seed's footer has no Status: the run ended, how is unknown
             return section
         if line.startswith('Training run started at '):
-            run.started = self._previous = _time(line[24:])
+            run.started = self._previous = _time(line[24:], self._zone)
             return 'header'
         if line.startswith('Training run ended at '):
-            run.ended = _time(line[22:])
+            run.ended = _time(line[22:], self._zone)
             return 'footer'
         if section == 'footer' and line.startswith('Status: '):
             run.status = line[8:]
@@ -445,18 +477,42 @@ class LogReader:
         if not m:
             return False
         stamp, rest = m.groups()
+        if rest.startswith(ZONE) and self._stated_zone(rest):
+            return True
         when = self._times.get(stamp)
         if when is None:
-            when = self._times[stamp] = datetime.datetime.fromisoformat(stamp)
+            when = self._times[stamp] = datetime.datetime.fromisoformat(stamp).replace(tzinfo=self._zone)
             self._moved_to(when)
         s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
         if s:
             names_values = _METRIC.split(s.group(4))[1:]
             metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
             self.run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics,
-                                       when, rest))
+                                       when, rest, self._lines))
         else:
-            self.run.messages.append(Message(when, rest))
+            self.run.messages.append(Message(when, rest, self._lines))
+        self._lines += 1
+        return True
+
+    def _stated_zone(self, text):
+        """Read the logger's `time zone: UTC+HH:MM (name)` line: the times from here on are in it."""
+        m = _ZONE.match(text)
+        if not m:
+            return False
+        sign, hours, minutes = m.groups()
+        self._zone = datetime.timezone((-1 if sign == '-' else 1) * datetime.timedelta(hours=int(hours),
+                                                                                       minutes=int(minutes)))
+        self._times.clear()
+        # what was read before it (the header's start) is in the same zone; make it aware too, so
+        # that a log's times can all be compared with each other
+        run, zone = self.run, self._zone
+        if run.started and run.started.tzinfo is None:
+            run.started = run.started.replace(tzinfo=zone)
+        if self._previous and self._previous.tzinfo is None:
+            self._previous = self._previous.replace(tzinfo=zone)
+        for x in run.steps + run.messages:
+            if x.time.tzinfo is None:
+                x.time = x.time.replace(tzinfo=zone)
         return True
 
     def _moved_to(self, when):
@@ -473,10 +529,16 @@ def _float(text):
 
 
 _TIME_TEXT = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', re.ASCII)
+_ZONE = re.compile(r'time zone: UTC([+-])(\d\d):(\d\d)\b', re.ASCII)
 
 
-def _time(text):
+def _time(text, zone=None):
     # strptime was most of read_log's time; the shape is fixed, so check it and let C parse it
     if not _TIME_TEXT.fullmatch(text):
         raise ValueError(f'not a timestamp: {text!r}')
-    return datetime.datetime.fromisoformat(text)
+    return datetime.datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def stamp(when):
+    """A time read_log gave, written as the log wrote it."""
+    return when.strftime(TIME_FORMAT)

@@ -9,7 +9,9 @@ Compare training runs from their logs (the files logger.py writes), and watch on
     python runs.py follow [LOG_OR_DIR]                   # a run, live; default the newest log in logs/
 
 A directory stands for the log_run_*.txt files directly inside it. A run resumed from another
-run's checkpoint is one run with it: one row, one curve. Exit status: 0 done, 1 no logs found,
+run's checkpoint is one run with it: one row, one curve; two resumed from one checkpoint are two
+branches, each sharing the first part. Durations and killed-or-running are in UTC, from the offset
+each log states. Exit status: 0 done, 1 no logs found,
 2 something to fix (a missing path, bad arguments, plot without matplotlib); follow: 0 when the
 run completed, 1 when it ended any other way.
 """
@@ -23,7 +25,7 @@ import re
 import shutil
 import sys
 
-from logger import format_duration, format_value, read_log
+from logger import format_duration, format_value, parse_value, progress_point, read_log, stamp
 
 DEFAULT_IMAGE = 'curves.png'
 DEFAULT_REPORT = 'report.html'
@@ -83,7 +85,7 @@ def load_runs(files):
         if run.skipped:
             warn(f'{path}: skipped {run.skipped} damaged line{"s" * (run.skipped > 1)}')
         runs.append(run)
-    return sorted(runs, key=lambda r: (r.started, r.path))
+    return sorted(runs, key=lambda r: (r.started.timestamp(), r.path))  # in UTC, wherever each was logged
 
 
 def load_chains(paths):
@@ -113,17 +115,22 @@ CONTINUES = re.compile(r'(\S+) at iter (-?\d+)')
 
 
 class Chain:
-    """One run as runs.py shows it: a log, then the logs of the runs resumed from its checkpoints."""
+    """One run as runs.py shows it: a log, then the logs of the runs resumed from its checkpoints,
+    one after another. Where two logs continue the same one (a sweep resumed from one checkpoint),
+    each is a run of its own that shares the logs before it: a branch."""
 
-    def __init__(self, attempts, resumed_at):
+    def __init__(self, attempts, resumed_at, fork, names):
         self.attempts = attempts      # Runs, oldest first
         self.resumed_at = resumed_at  # for each attempt, the iteration it resumed at, or None
+        self.fork = fork              # the first attempt that is this branch's own (0: all are)
+        self.name = names[attempts[fork].path]  # the names are unique, and so is each branch's first log
+        # (the log it branched from, the iteration) for a branch
+        self.branch_of = (names[attempts[fork - 1].path], resumed_at[fork]) if fork else None
         first, last = attempts[0], attempts[-1]
         self.path, self.started = first.path, first.started
-        self.config = dict(last.config)  # the latest: max_iters may have grown
+        self.config = {**last.config, **resolved(last)}  # the latest: max_iters may have grown
         if 'init_from' in first.config:  # how the run began, not 'resume'
             self.config['init_from'] = first.config['init_from']
-        self.name = os.path.basename(first.path)
 
     def state(self):
         return self.attempts[-1].state()
@@ -132,49 +139,92 @@ class Chain:
         """Time spent running: each attempt's, not the pauses between them."""
         return sum((a.last_time - a.started).total_seconds() for a in self.attempts)
 
+    def parts(self):
+        """(run, upto) of each attempt: its points before iteration upto (None: all of them) are the
+        run's; a later attempt resumed at upto, and its points replace the earlier ones from there."""
+        out, upto = [], None
+        for run, at in zip(reversed(self.attempts), reversed(self.resumed_at)):
+            out.append((run, upto))
+            if at is not None:
+                upto = at if upto is None else min(upto, at)
+        return out[::-1]
+
     @functools.cached_property
     def steps(self):
-        return self._joined(lambda run: run.steps, lambda step: step.iter)
+        return [s for run, upto in self.parts() for s in run.steps if upto is None or s.iter < upto]
 
     @functools.cached_property
     def progress(self):
         """(time, iter, loss) of the progress lines."""
-        return self._joined(lambda run: run.progress(), lambda point: point[1])
+        return [p for run, upto in self.parts() for p in run.progress() if upto is None or p[1] < upto]
 
-    def _joined(self, points_of, iter_of):
-        # an attempt's points replace the earlier attempts' from the iteration it resumed at on
-        points = []
-        for run, at in zip(self.attempts, self.resumed_at):
-            if at is not None:
-                points = [p for p in points if iter_of(p) < at]
-            points += points_of(run)
-        return points
+
+def resolved(run):
+    """The config values that train.py resolved at start-up ('auto' device, dtype and compile), from
+    its device line: `device: cuda, dtype: bfloat16, compile: True, world_size: 1, backend: none`."""
+    text = note(run, 'device: ')
+    if text is None:
+        return {}
+    pairs = [item.partition(': ') for item in ('device: ' + text).split(', ')]
+    return {k: parse_value(v) for k, sep, v in pairs if sep and k in run.config}
+
+
+def unique_names(paths):
+    """A name for each log: its file name, or where logs share one, the file name with as many of its
+    folders as it takes to tell them apart (`lr_1e-3/logs/log_run_20240716_143052.txt`)."""
+    groups = {}
+    for path in paths:
+        groups.setdefault(os.path.basename(path), []).append(os.path.abspath(path).split(os.sep))
+    names = {}
+    for path in paths:
+        parts = os.path.abspath(path).split(os.sep)
+        n = 1
+        while n < len(parts) and sum(other[-n:] == parts[-n:] for other in groups[parts[-1]]) > 1:
+            n += 1
+        names[path] = '/'.join(parts[-n:])
+    return names
 
 
 def join_resumed(runs):
-    """Chains of runs (sorted by start) where each resumed run follows the log it names. Logs are
-    matched by file name, so a chain survives a move; one in the same directory is preferred."""
+    """The runs to show (runs sorted by start): each resumed log follows the log it names, and each
+    log that no other continues ends a run, so that a log two others continue starts two runs. Logs
+    are matched by file name, so a run survives a move; one in the same directory is preferred."""
     by_name = {}
     for run in runs:
         by_name.setdefault(os.path.basename(run.path), []).append(run)
-    earlier, resumed_at = {}, {}
+    parent = {}  # id(run): (the run it continues, the iteration)
     for run in runs:
         link = CONTINUES.fullmatch(note(run, 'continues ') or '')
         if not link:
             continue
-        resumed_at[id(run)] = int(link.group(2))
-        found = [r for r in by_name.get(link.group(1), []) if r is not run and r.started <= run.started]
+        found = [r for r in by_name.get(link.group(1), [])
+                 if r is not run and r.started.timestamp() <= run.started.timestamp()]
         here = [r for r in found if os.path.dirname(r.path) == os.path.dirname(run.path)]
         if found:
-            earlier[id(run)] = (here or found)[-1]
-    chains = {}
+            parent[id(run)] = ((here or found)[-1], int(link.group(2)))
+        else:
+            parent[id(run)] = (None, int(link.group(2)))  # its first part is not here: shown alone
+    for run in runs:  # damaged links could loop: such a log starts a run of its own
+        seen, up = {id(run)}, parent.get(id(run), (None,))[0]
+        while up is not None and id(up) not in seen:
+            seen.add(id(up))
+            up = parent.get(id(up), (None,))[0]
+        if up is not None:
+            parent[id(run)] = (None, parent[id(run)][1])
+    children = {}
     for run in runs:
-        first, seen = run, set()
-        while id(first) in earlier and id(first) not in seen:  # seen: damaged links could loop
-            seen.add(id(first))
-            first = earlier[id(first)]
-        chains.setdefault(id(first), []).append(run)
-    return [Chain(group, [resumed_at.get(id(r)) for r in group]) for group in chains.values()]
+        children.setdefault(id(parent.get(id(run), (None,))[0]), []).append(run)
+    names = unique_names([run.path for run in runs])
+
+    chains, stack = [], [([run], [parent.get(id(run), (None, None))[1]], 0) for run in children.get(id(None), [])][::-1]
+    while stack:  # depth first, so that branches follow each other; fork: where the path branched last
+        path, ats, fork = stack.pop()
+        below = children.get(id(path[-1]), [])
+        if not below:
+            chains.append(Chain(path, ats, fork, names))
+        for child in reversed(below):
+            stack.append((path + [child], ats + [parent[id(child)][1]], len(path) if len(below) > 1 else fork))
+    return chains
 
 
 # ---------------------------------------------------------------------- what a run shows
@@ -210,16 +260,27 @@ def best_bpb(run):
                 if isinstance(s.metrics.get('val_bpb'), float) and math.isfinite(s.metrics['val_bpb'])), default=None)
 
 
+BRANCH = 'branch of'  # a column of its own where some run is a branch: the log it forked from, and where
+
+
 def table(chains):
     """The summary's header and a row of cells per run."""
     bpb = any(best_bpb(chain) is not None for chain in chains)
-    return TABLE + [BPB] * bpb, [table_row(chain) + [loss_text(best_bpb(chain))] * bpb for chain in chains]
+    branches = any(chain.branch_of for chain in chains)
+    header = TABLE[:1] + [BRANCH] * branches + TABLE[1:] + [BPB] * bpb
+    rows = []
+    for chain in chains:
+        row = table_row(chain) + [loss_text(best_bpb(chain))] * bpb
+        if branches:
+            row.insert(1, '{} at iter {}'.format(*chain.branch_of) if chain.branch_of else '-')
+        rows.append(row)
+    return header, rows
 
 
 def table_row(chain):
     """The summary's cells for a run, as TABLE names them."""
     vals = val_losses(chain)
-    resumed = len(chain.attempts) - 1
+    resumed = len(chain.attempts) - 1 - chain.fork
     return [chain.name + (f' +{resumed} resumed' if resumed else ''), chain.started.strftime('%m-%d %H:%M'),
             format_duration(chain.seconds()), chain.state(), str(len(chain.steps)),
             loss_text(vals[-1] if vals else None), loss_text(best_val(chain))]
@@ -234,7 +295,7 @@ def origin(run, resumed):
     """(label, text) pairs: the log, its duration and end, and where the run came from. A log with
     no footer that a later attempt resumed from was killed, however recent it is."""
     state = 'killed' if resumed and run.status is None else run.state()
-    items = [('log', run.path), ('started', str(run.started)),
+    items = [('log', run.path), ('started', stamp(run.started)),
              ('duration', format_duration((run.last_time - run.started).total_seconds())),
              ('status', run.status if run.status not in (None, 'ended') else state)]
     for label, prefix in ORIGIN:
@@ -326,14 +387,22 @@ def summary(chains, sort):
 
 
 def points(chain):
-    """(time, iter, metric, value) of every number the run logged, in the order it logged them."""
+    """(time, iter, metric, value) of every number the run logged, in the order it logged them (not
+    by time: a clock set back must not reorder them)."""
     rows = []
-    for s in chain.steps:
-        values = {'train_loss': s.train_loss, 'val_loss': s.val_loss, **s.metrics}
-        rows += [(s.time, s.iter, name, value) for name, value in values.items()
-                 if isinstance(value, (int, float)) and not isinstance(value, bool)]
-    rows += [(t, it, 'loss', loss) for t, it, loss in chain.progress]
-    rows.sort(key=lambda row: (row[0], row[1]))  # stable: an eval's line comes before its iteration's
+    for run, upto in chain.parts():
+        lines = []
+        for s in run.steps:
+            if upto is None or s.iter < upto:
+                values = {'train_loss': s.train_loss, 'val_loss': s.val_loss, **s.metrics}
+                lines += [(s.line, s.time, s.iter, name, value) for name, value in values.items()
+                          if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        for m in run.messages:
+            p = progress_point(m)
+            if p and (upto is None or p[1] < upto):
+                lines.append((m.line, m.time, p[1], 'loss', p[2]))
+        lines.sort(key=lambda row: row[0])  # stable: a step line's metrics keep their order
+        rows += [(stamp(t), it, metric, value) for _, t, it, metric, value in lines]
     return rows
 
 
@@ -345,9 +414,10 @@ def export(chains, form):
             out.writerows((chain.name, t, it, metric, value) for t, it, metric, value in points(chain))
         return
     runs = [{'run': chain.name, 'logs': [a.path for a in chain.attempts], 'status': chain.state(),
-             'status_line': chain.attempts[-1].status, 'started': str(chain.started),
+             'status_line': chain.attempts[-1].status, 'started': stamp(chain.started),
+             'branch_of': dict(zip(['run', 'iter'], chain.branch_of)) if chain.branch_of else None,
              'config': chain.config,
-             'points': [{'time': str(t), 'iter': it, 'metric': metric, 'value': value}
+             'points': [{'time': t, 'iter': it, 'metric': metric, 'value': value}
                         for t, it, metric, value in points(chain)]} for chain in chains]
     json.dump(json_safe(runs), sys.stdout, indent=1, allow_nan=False, default=str)
     print()

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 
-from logger import LogReader, format_duration, progress_point
+from logger import LogReader, format_duration, progress_point, stamp
 
 POLL = 0.25             # seconds between looks at the file: a new line shows within this
 SPARK_POINTS = 2000     # the sparkline covers the latest progress losses, at most this many
@@ -61,13 +61,13 @@ def follow(path, once=False, out=None):
                 if tty:
                     if new and drawn:
                         out.write('\r' + CLEAR_TO_END)
-                    out.writelines(f'[{s.time}] {s.text}\n' for s in new)
+                    out.writelines(f'[{stamp(s.time)}] {s.text}\n' for s in new)
                     if new or line != drawn:
                         width = shutil.get_terminal_size().columns - 1  # a full line would wrap
                         out.write('\r' + line[:width] + CLEAR_TO_END)
                         drawn = line
                 else:
-                    out.writelines(f'[{s.time}] {s.text}\n' for s in new)
+                    out.writelines(f'[{stamp(s.time)}] {s.text}\n' for s in new)
                     if new or once or ended:
                         out.write(line + '\n')
                 out.flush()

@@ -60,7 +60,7 @@ def render(title, chains, header, rows, keys, drawn, limits, colors, smooth, lea
     """The page. rows: the summary's cells per run; drawn: runs.curves() per run; origins: for each
     run, for each of its logs, (label, text) pairs of where it came from."""
     swatch = [f'<span class="sw" style="background:{c}"></span>' for c in colors]
-    now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    now = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')
     parts = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
              f'<title>{esc(title)}</title><style>{CSS}</style></head><body>',
@@ -69,7 +69,7 @@ def render(title, chains, header, rows, keys, drawn, limits, colors, smooth, lea
              '<h2>Loss</h2>', chart(chains, drawn, limits, colors, smooth, leave_out, keys),
              '<h2>Runs</h2>', summary_table(header, rows, swatch),
              '<h2>Config that differs</h2>', config_table(chains, keys, swatch),
-             '<h2>Where each run came from</h2>', origin_list(chains, rows, origins, swatch),
+             '<h2>Where each run came from</h2>', origin_list(chains, header, rows, origins, swatch),
              '</body></html>\n']
     return '\n'.join(parts)
 
@@ -103,10 +103,11 @@ def config_table(chains, keys, swatch):
     return ''.join(out)
 
 
-def origin_list(chains, rows, origins, swatch):
+def origin_list(chains, header, rows, origins, swatch):
     out = []
     for chain, row, logs, sw in zip(chains, rows, origins, swatch):
-        name, _, duration, state, steps = row[:5]  # the summary's first columns
+        cell = dict(zip(header, row))
+        name, duration, state, steps = cell['run'], cell['duration'], cell['status'], cell['steps']
         out.append(f'<details{" open" if len(chains) <= OPEN_DETAILS else ""}><summary>{sw}<b>{esc(name)}</b>: '
                    f'<span class="{esc(state)}">{esc(state)}</span>, {esc(duration)}, {esc(steps)} steps</summary>')
         for i, items in enumerate(logs):

@@ -13,7 +13,7 @@ import torch
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, read_sharded
 from configurator import check, configure, die, resolve
-from data.dataset import DatasetError, dataset_tokenizer, read_meta
+from data.dataset import DatasetError, dataset_tokenizer, read_meta, vocab_sha256
 from model import GPT, GPTConfig
 
 def free_memory(device):
@@ -51,10 +51,12 @@ if init_from in ('scratch', 'auto'):
 device, device_type, dtype, compile, _ = resolve(device, dtype, compile)
 if start.startswith('FILE:'):
     try:
-        with open(start[5:], 'r', encoding='utf-8') as f:
+        with open(start[5:], 'r', encoding='utf-8-sig') as f:
             start = f.read()
     except OSError as e:
         die(f'cannot read the start text {start[5:]!r}: {e.strerror}')
+    except UnicodeDecodeError as e:
+        die(f'the start text {start[5:]!r} is not UTF-8 ({e.reason} at byte {e.start}): save it as UTF-8')
 if not start:
     die('the start text is empty')
 if init_from == 'resume' and not find_checkpoints(out_dir):
@@ -107,6 +109,10 @@ try: # plain data only: a downloaded or shared dataset folder must not run code 
     tokenizer = dataset_tokenizer(meta_path and os.path.dirname(meta_path), meta)
 except DatasetError as e:
     die(e)
+if meta is not None and init_from == 'resume' and 'data' in checkpoint and \
+        vocab_sha256(os.path.dirname(meta_path), meta) != checkpoint['data']['vocab']:
+    print(f'sample.py: warning: the vocabulary of {os.path.dirname(meta_path)} is not the one this model was trained '
+          'with (the dataset was prepared again since): the samples may decode into other characters', file=sys.stderr)
 try:
     start_ids = tokenizer.encode(start, special=True).tolist()
 except ValueError as e: # a character the char vocabulary lacks

@@ -34,10 +34,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, find_checkpoints, load_checkpoint, start_from,
-                        write_checkpoint)
+from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, data_changed, find_checkpoints, keep_shape,
+                        load_checkpoint, start_from, write_checkpoint)
 from configurator import GPT2_MODELS, check, configure, die, resolve
-from data.dataset import Batches, DatasetError, open_dataset, provenance
+from data.dataset import Batches, DatasetError, identity, open_dataset, provenance
 from distributed import Ranks, Requests
 from logger import LogDirError, TrainingLogger, code_version, format_duration
 from model import GPT, OPTIONS, GPTConfig, peak_flops
@@ -55,6 +55,7 @@ eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every wind
 always_save_checkpoint = True # if True, always save a checkpoint after each eval
 keep_previous_checkpoint = True # keep the checkpoint that ckpt.pt replaces as ckpt_prev.pt, to fall back on if ckpt.pt is damaged (twice the disk)
 init_from = 'scratch' # 'scratch' or 'resume' or 'auto' (resume if out_dir holds a checkpoint, else scratch) or 'gpt2*'
+new_data = False # resume on data other than the checkpoint's on purpose (fine-tuning on new data): without it, such a resume is refused
 # logging
 log_dir = 'logs' # the run's log file goes here
 file_logging = True
@@ -132,6 +133,7 @@ gradient_accumulation_steps //= world_size
 data_dir = os.path.join('data', dataset)
 try: # meta.pkl is read as plain data only: a downloaded or shared dataset folder must not run code here
     meta, data_dtype, tokens, token_bytes = open_dataset(data_dir, block_size)
+    data_identity = identity(data_dir, meta) # recorded in each checkpoint: a resume must train on the same data
     check_out_dir(out_dir)
 except (DatasetError, CheckpointError) as e:
     die(e)
@@ -154,6 +156,10 @@ if init_from == 'resume':
     if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
         die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
             f"of the model in {resume_path}: resume on the dataset it was trained on")
+    data_change = data_changed(checkpoint, data_identity)
+    if data_change and not new_data:
+        die(f'{resume_path} was trained on {data_change}: resume on its data, or pass --new_data=True to train on this data')
+    resume_notes += keep_shape(config, checkpoint) # the log's config says what trains
 if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
     die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 if wandb_log and master_process:
@@ -252,9 +258,12 @@ elif init_from == 'resume':
     model = GPT(GPTConfig(**model_args))
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
-    for note in resume_notes: # an older checkpoint taken for a damaged newest one, or one with no sha256
+    for note in resume_notes: # an older checkpoint taken for a damaged newest one, one with no sha256, the shape kept
         report(note)
     report(f'resumed from {resume_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
+    if data_change: # a val loss on other data is no bar to beat
+        report(f'new_data=True: trained on {data_change}; the best val loss starts over')
+        best_val_loss = 1e9
     if iter_num >= max_iters:
         report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
     elif checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
@@ -376,7 +385,8 @@ def save_checkpoint():
     save that fails ends the run on every rank, and the footer names the error."""
     global saved_path, saved_iter
     state = {'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss, 'config': config,
-             'log': os.path.basename(logger.path) if logger.path else None} # the log a resumed run continues
+             'log': os.path.basename(logger.path) if logger.path else None, # the log a resumed run continues
+             'data': data_identity}
     keep = keep_previous_checkpoint and saved_path in newest
     if ranks.sharded:
         error = ranks.save_sharded(raw_model, optimizer, state, out_dir, keep, fail)
@@ -507,6 +517,10 @@ with logger, ranks.lost_ranks_named(fail, lambda: f'iter {iter_num}'):
         report(f'{saved_path} (iter {saved_iter}) is intact: resume from it, with a lower --learning_rate for instance'
                if saved_path else 'no checkpoint was saved before it')
         fail(failure)
+    if not stopped and local_iter_num > 0 and saved_iter != iter_num: # always_save_checkpoint=False, no better val loss
+        unsaved = f'no checkpoint saved since iter {saved_iter}' if saved_path else 'no checkpoint saved'
+        report(f'{unsaved}: no later val loss beat the best, {best_val_loss:.4f} (always_save_checkpoint=False)')
+        logger.close(status=f'completed ({unsaved})')
     if stopped:
         if local_iter_num > 0: # an evaluation-only run has nothing new to save
             save_checkpoint()

@@ -198,11 +198,11 @@ def read_text(f, path, stats, explicit):
     more = f.read(1) if len(text) > SNIFF else b''
     if not more:  # most files: one document in one piece
         if text:
-            yield text.decode('utf-8', 'corpus_replace'), path, True
+            yield text.decode('utf-8-sig', 'corpus_replace'), path, True  # -sig: a byte order mark is no text
         else:
             stats.skipped['empty documents'] += 1
         return
-    decode = codecs.getincrementaldecoder('utf-8')(errors='corpus_replace')
+    decode = codecs.getincrementaldecoder('utf-8-sig')(errors='corpus_replace')
     pending = decode.decode(text + more)
     while True:
         block = read_up_to(f, PIECE)
@@ -230,7 +230,7 @@ def safe_cut(text):
 
 def read_jsonl(f, path, text_key, stats):
     for number, line in enumerate(f, 1):
-        line = line.decode('utf-8', 'corpus_replace')
+        line = line.decode('utf-8-sig' if number == 1 else 'utf-8', 'corpus_replace')  # -sig: a byte order mark
         if not line.strip():
             continue
         where = f'{path}, line {number}'

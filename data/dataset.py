@@ -123,6 +123,39 @@ def dataset_tokenizer(data_dir, meta):
         raise DatasetError(f'the tokenizer of {data_dir} cannot be loaded: {" ".join(str(e).split())[:300]}') from None
 
 
+SAMPLE = 32 << 20  # bytes: a train.bin up to twice this is hashed whole, a larger one at both ends
+
+
+def identity(data_dir, meta):
+    """What tells this dataset from any other, for a checkpoint to record: its name; `tokens`, a
+    sha256 of its tokens (of the corpus, where data/prepare.py recorded that; else of train.bin,
+    whole, or its size and first and last SAMPLE bytes for a big one, which costs two reads where the
+    whole could be many GB); and `vocab`, a sha256 of its vocabulary."""
+    tokens = hashlib.sha256()
+    if 'sha256' in meta:
+        tokens.update(meta['sha256'].encode())
+    else:
+        with open(os.path.join(data_dir, 'train.bin'), 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            tokens.update(str(size).encode())
+            tokens.update(f.read(2 * SAMPLE))
+            if size > 2 * SAMPLE:
+                f.seek(size - SAMPLE)
+                tokens.update(f.read())
+    return {'dataset': os.path.basename(os.path.normpath(data_dir)), 'tokens': tokens.hexdigest(),
+            'vocab': vocab_sha256(data_dir, meta)}
+
+
+def vocab_sha256(data_dir, meta):
+    """A sha256 of the dataset's vocabulary: what its ids decode to."""
+    vocab = hashlib.sha256(repr((meta.get('vocab_size'), meta.get('tokenizer'), meta.get('itos'))).encode())
+    bpe = os.path.join(data_dir, 'tokenizer.tiktoken')
+    if os.path.exists(bpe):
+        with open(bpe, 'rb') as f:
+            vocab.update(f.read())
+    return vocab.hexdigest()
+
+
 def provenance(meta):
     """What data/prepare.py recorded of a dataset's making, as (label, text) pairs; fewer for
     nanoGPT's datasets and this project's older ones, which recorded less."""

@@ -95,7 +95,14 @@ class Stopped(Exception):
     """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
 
 
+MAIN_PID = os.getpid()
+
+
 def on_sigterm(signum, frame):
+    # a worker inherits this handler when it forks, and the pool may stop it (after another worker's
+    # error) before start_worker resets it: it ends quietly, as SIGTERM's default would, with no traceback
+    if os.getpid() != MAIN_PID:
+        os._exit(128 + signum)
     raise Stopped
 
 

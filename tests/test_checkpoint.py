@@ -3,11 +3,13 @@ are never written. train.py and sample.py use it end to end in test_faults.py.""
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
 
 import checkpoint
+from conftest import ROOT
 from checkpoint import load_checkpoint, write_checkpoint
 
 
@@ -60,3 +62,13 @@ def test_a_checkpoint_holding_a_nan_is_never_written(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=r"non-finite values in checkpoint\['optimizer'\]"):
         write_checkpoint(bad, tmp_path)
     assert sorted((f, (tmp_path / f).read_bytes()) for f in os.listdir(tmp_path)) == before
+
+
+def test_export_into_a_missing_folder_is_refused_in_one_line(tmp_path):
+    (tmp_path / 'out').mkdir()
+    write_checkpoint(state(4), str(tmp_path / 'out'))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'checkpoint.py'), 'export', 'out', 'missing/m.pt'],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        'checkpoint.py: error: cannot write missing/m.pt: the folder missing does not exist']
+    assert not (tmp_path / 'missing').exists()

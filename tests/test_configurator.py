@@ -229,3 +229,14 @@ def test_a_default_of_none_accepts_any_literal(monkeypatch):
     config = configure({'anything': None, 'n': 1}, ['--anything=(1, 2)', '--n=3'])
     assert config == {'anything': (1, 2), 'n': 3}
     assert configure({'anything': None}, ['--anything=word'])['anything'] == 'word'
+
+
+def test_a_config_file_with_a_byte_order_mark_reads_and_one_not_in_utf8_is_refused_in_one_line(tmp_path, capsys):
+    from configurator import configure
+    (tmp_path / 'bom.py').write_bytes(b'\xef\xbb\xbfn = 3\n')
+    assert configure({'n': 1}, [str(tmp_path / 'bom.py')]) == {'n': 3}
+    (tmp_path / 'latin1.py').write_bytes("name = 'café'\n".encode('latin-1'))
+    with pytest.raises(SystemExit) as stop:
+        configure({'name': 'x'}, [str(tmp_path / 'latin1.py')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and 'latin1.py' in err[0] and 'is not UTF-8' in err[0]

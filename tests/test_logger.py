@@ -55,8 +55,9 @@ def test_setup_creates_nested_log_dir_and_writes_the_specified_header(tmp_path):
     assert re.fullmatch(f'Training run started at {TS}', lines[1])
     started = datetime.datetime.strptime(lines[1][-19:], '%Y-%m-%d %H:%M:%S')
     assert name == started.strftime('log_run_%Y%m%d_%H%M%S.txt')
-    assert lines[3:] == ['Configuration:', RULE, 'batch_size: 12', 'compile: True',
-                         'dataset: openwebtext', 'n_layer: 12', RULE]
+    assert lines[3:-1] == ['Configuration:', RULE, 'batch_size: 12', 'compile: True',
+                           'dataset: openwebtext', 'n_layer: 12', RULE]
+    assert re.fullmatch(rf'\[{TS}\] time zone: UTC[+-]\d\d:\d\d \(.+\)', lines[-1])  # the one line added after it
     lg.close()
 
 
@@ -66,7 +67,7 @@ def test_log_and_log_step_lines_follow_the_format_with_extra_metrics(tmp_path):
         lg.log('resumed from out/ckpt.pt')
         lg.log_step(2000, 3.21454, 3.18916)
         lg.log_step(4000, 2.98, 2.9, lr=6e-4, mfu=31.2, tokens=491520)
-    body = lines_of(lg.path)[6:9]  # six header lines for an empty config
+    body = lines_of(lg.path)[7:10]  # six header lines for an empty config, and the time zone line
     assert re.fullmatch(rf'\[{TS}\] resumed from out/ckpt\.pt', body[0])
     assert re.fullmatch(rf'\[{TS}\] step 2000: train loss 3\.2145, val loss 3\.1892', body[1])
     assert re.fullmatch(rf'\[{TS}\] step 4000: train loss 2\.9800, val loss 2\.9000, '
@@ -164,7 +165,7 @@ def test_header_step_lines_and_footer_are_fsynced_but_messages_are_not(tmp_path,
     monkeypatch.setattr(os, 'fsync', lambda fd: (synced.append(open(lg.path).read()), real_fsync(fd)))
     lg = TrainingLogger(log_dir=str(tmp_path))
     lg.setup({'a': 1})
-    assert len(synced) == 1 and synced[0].endswith(RULE + '\n')
+    assert len(synced) == 1 and re.search(rf'{RULE}\n\[{TS}\] time zone: [^\n]*\n\Z', synced[0])
     lg.log('not synced')
     assert len(synced) == 1
     lg.log_step(1, 2.0, 2.0)
@@ -468,7 +469,7 @@ def test_a_metric_whose_value_is_unknown_is_left_out_of_the_step_line(tmp_path):
         lg.setup({})
         lg.log_step(10, 2.5, 2.6, lr=6e-4, mfu=None, tflops=0.07)
     assert re.fullmatch(rf'\[{TS}\] step 10: train loss 2\.5000, val loss 2\.6000, lr 0\.0006, tflops 0\.07',
-                        lines_of(lg.path)[6])
+                        lines_of(lg.path)[7])
     assert read_log(lg.path).steps[0].metrics == {'lr': 6e-4, 'tflops': 0.07}
 
 

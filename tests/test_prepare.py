@@ -309,3 +309,40 @@ def test_text_key_picks_the_field_and_the_column(tmp_path):
     assert r.returncode == 0, r.stderr
     texts = split_texts(tmp_path, 'k')
     assert sorted(texts['train'] + texts['val']) == sorted(docs)
+
+
+def test_files_with_a_utf8_byte_order_mark_read_as_without_it(tmp_path):
+    docs = documents(8)
+    bom = '\ufeff'
+    write(str(tmp_path / 'c' / 'a.jsonl'), bom + jsonl(docs[:6]))
+    write(str(tmp_path / 'c' / 'b.txt'), bom + docs[6])
+    write(str(tmp_path / 'c' / 'c.txt'), bom + docs[7] * 3000)  # read in pieces
+    r = prepare(tmp_path, 'c', '--dataset=bom', '--tokenizer=char', '--block_size=8', '--val_fraction=0.5')
+    assert r.returncode == 0, r.stderr
+    texts = split_texts(tmp_path, 'bom')
+    assert sorted(texts['train'] + texts['val']) == sorted(docs[:7] + [docs[7] * 3000])
+
+
+STOP_A_NEW_WORKER = '''
+import multiprocessing, os, signal, sys, time
+sys.path.insert(0, os.environ['ROOT'])
+from data import prepare
+signal.signal(signal.SIGTERM, prepare.on_sigterm)  # as prepare's main sets it, before its workers fork
+context = multiprocessing.get_context('fork')
+forked = context.Event()  # a signal in the instant of the fork itself is lost: Python clears it
+def wait():
+    forked.set()
+    time.sleep(60)
+worker = context.Process(target=wait)
+worker.start()
+forked.wait(60)
+worker.terminate()  # as the pool stops its workers after another's error, maybe before they start
+worker.join()
+print(worker.exitcode)
+'''
+
+
+def test_a_worker_stopped_before_it_starts_ends_quietly_with_no_traceback(tmp_path):
+    r = script('-c', STOP_A_NEW_WORKER, cwd=tmp_path, env={'ROOT': ROOT})
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    assert r.stdout.strip() in (str(-signal.SIGTERM), str(128 + signal.SIGTERM))

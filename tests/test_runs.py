@@ -1,6 +1,7 @@
 """runs.py end to end: the summary, plot, report, export and follow, on logs written by the real
 TrainingLogger and train.py, including resumed, killed, damaged and seed-format ones."""
 import csv
+import datetime
 import io
 import json
 import math
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -754,3 +756,132 @@ def test_val_bpb_shows_as_best_bpb_in_the_summary_and_report_and_every_point_in_
     # logs from before val_bpb have no such column
     os.remove(char.path)
     assert 'best bpb' not in runs_py(logs).stdout
+
+
+# --------------------------------------------------------------------------- branches, names, time
+
+def test_two_resumes_of_one_checkpoint_are_two_rows_sharing_the_first_curve(tmp_path):
+    # a sweep: one run to iter 100, and two resumed from its checkpoint with other learning rates
+    logs = tmp_path / 'logs'
+    first = log_run(logs, {'learning_rate': 1e-3}, [3.0, 2.5], started='2026-01-01 10:00:00')
+    resumed = f'continues {os.path.basename(first.path)} at iter 100'
+    low = log_run(logs, {'learning_rate': 1e-4}, [2.45, 2.3], first=100, messages=[resumed],
+                  started='2026-01-01 11:00:00')
+    high = log_run(logs, {'learning_rate': 1e-2}, [2.6, 2.9], first=100, messages=[resumed],
+                   started='2026-01-01 12:00:00')
+    rows = table(runs_py(logs).stdout)
+    names = [os.path.basename(x.path) for x in (low, high)]
+    assert list(rows) == names
+    for name, lr in zip(names, ['0.0001', '0.01']):
+        assert rows[name]['branch of'] == f'{os.path.basename(first.path)} at iter 100'
+        assert rows[name]['config that differs'] == f'learning_rate={lr}'
+        assert rows[name]['steps'] == '3'  # the first run's step 0, and its own two
+    vals = {}
+    for p in export_rows(logs):
+        if p['metric'] == 'val_loss':
+            vals.setdefault(p['run'], []).append((int(p['iter']), float(p['value'])))
+    assert vals == {names[0]: [(0, 3.0), (100, 2.45), (200, 2.3)], names[1]: [(0, 3.0), (100, 2.6), (200, 2.9)]}
+    exported = json.loads(runs_py('export', '--format', 'json', logs).stdout)
+    assert [r['branch_of'] for r in exported] == [{'run': os.path.basename(first.path), 'iter': 100}] * 2
+    assert [len(r['logs']) for r in exported] == [2, 2]
+    page = report_page(logs, tmp_path)
+    assert all(name in page for name in names) and page.count('resumed, attempt 2') == 2
+
+
+def test_logs_that_share_a_file_name_are_named_by_the_folders_that_tell_them_apart(tmp_path):
+    # two sweep jobs started in the same second, each logging into its own folder
+    a = log_run(tmp_path / 'lr_a' / 'logs', {'learning_rate': 1e-3}, [3.0])
+    (tmp_path / 'lr_b' / 'logs').mkdir(parents=True)
+    b = tmp_path / 'lr_b' / 'logs' / os.path.basename(a.path)
+    b.write_text(open(a.path).read().replace('learning_rate: 0.001', 'learning_rate: 0.01'))
+    dirs = [tmp_path / 'lr_a' / 'logs', tmp_path / 'lr_b' / 'logs']
+    expected = [f'{d}/logs/{os.path.basename(a.path)}' for d in ('lr_a', 'lr_b')]
+    assert list(table(runs_py(*dirs).stdout)) == expected
+    assert sorted({p['run'] for p in export_rows(*dirs)}) == expected
+    exported = json.loads(runs_py('export', '--format', 'json', *dirs).stdout)
+    assert [r['run'] for r in exported] == expected
+
+
+def test_logs_with_windows_line_endings_or_a_byte_order_mark_read_as_the_original(tmp_path):
+    original = log_run(tmp_path / 'lf', {'learning_rate': 1e-3}, [3.0, 2.5], messages=['continues x.txt at iter 0'])
+    text = open(original.path, 'rb').read()
+    name = os.path.basename(original.path)
+    for folder, data in [('crlf', text.replace(b'\n', b'\r\n')), ('bom', b'\xef\xbb\xbf' + text),
+                         ('both', b'\xef\xbb\xbf' + text.replace(b'\n', b'\r\n'))]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(data)
+        for command in ([], ['export', '--format', 'json']):
+            ours, theirs = runs_py(*command, tmp_path / 'lf'), runs_py(*command, tmp_path / folder)
+            assert theirs.returncode == 0 and theirs.stderr == '', theirs.stderr
+            assert theirs.stdout.replace(f'/{folder}/', '/lf/') == ours.stdout
+
+
+def test_the_summary_shows_the_device_dtype_and_compile_that_auto_resolved_to(tmp_path):
+    log_run(tmp_path, {'device': 'auto', 'dtype': 'auto', 'compile': 'auto', 'seed': 1}, [3.0],
+            messages=['device: cpu, dtype: float32, compile: False, world_size: 1, backend: none'])
+    log_run(tmp_path, {'device': 'auto', 'dtype': 'auto', 'compile': 'auto', 'seed': 2}, [3.0],
+            messages=['device: cuda, dtype: bfloat16, compile: True, world_size: 1, backend: none'])
+    configs = [r['config'] for r in json.loads(runs_py('export', '--format', 'json', tmp_path).stdout)]
+    assert [(c['device'], c['dtype'], c['compile']) for c in configs] == [('cpu', 'float32', False),
+                                                                         ('cuda', 'bfloat16', True)]
+    assert 'compile=True device=cuda dtype=bfloat16' in runs_py(tmp_path).stdout
+
+
+def log_in_zone(tmp_path, zone, killed):
+    """A log written by TrainingLogger under TZ=zone, its run killed `killed` seconds ago."""
+    code = ('import os, sys; sys.path.insert(0, os.environ["ROOT"]); from logger import TrainingLogger; '
+            'lg = TrainingLogger("logs").setup({"max_iters": 100}); lg.log_step(0, 3.0, 3.0); os._exit(0)')
+    folder = tmp_path / zone.replace('/', '_')
+    folder.mkdir()
+    r = script('-c', code, cwd=folder, env={'TZ': zone, 'ROOT': ROOT})
+    assert r.returncode == 0, r.stderr
+    path = logs_in(folder)[0]
+    if killed:  # its wall-clock times shifted back, as if written then
+        text = open(path).read()
+        shift = lambda m: f'{datetime.datetime.fromisoformat(m.group()) - datetime.timedelta(seconds=killed):%Y-%m-%d %H:%M:%S}'
+        open(path, 'w').write(re.sub(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', shift, text))
+        os.utime(path, (time.time() - killed,) * 2)
+    return path
+
+
+@pytest.mark.parametrize('reader', ['UTC', 'America/Los_Angeles'])
+def test_a_run_is_killed_or_running_alike_in_every_time_zone(tmp_path, reader):
+    # written in UTC and killed 2 hours ago; written west of it a moment ago, and still running
+    killed, running = log_in_zone(tmp_path, 'UTC', 7200), log_in_zone(tmp_path, 'America/Los_Angeles', 0)
+    env = {'TZ': reader}
+    for path, state in [(killed, 'killed'), (running, 'running')]:
+        assert [row['status'] for row in table(runs_py(path, env=env).stdout).values()] == [state]
+        follow = runs_py('follow', '--once', path, env=env)
+        assert follow.stdout.splitlines()[-1].startswith(state), follow.stdout
+
+
+FALL_BACK = """
+import os, sys, time
+sys.path.insert(0, os.environ['ROOT'])
+from logger import TrainingLogger
+start = 1793521800  # 2026-11-01 01:30 in Los Angeles, half an hour before its clocks fall back to 01:00
+now = [start]
+time.time = lambda: now[0]
+lg = TrainingLogger('logs').setup({'max_iters': 40})
+for it, minutes in enumerate([0, 10, 20, 40, 50]):  # an hour's clock time: 01:30, 01:40, 01:50, 01:10, 01:20
+    now[0] = start + minutes * 60
+    lg.log_step(it * 10, 3.0 - it / 10, 3.0 - it / 10)
+now[0] = start + 3600
+lg.close()
+"""
+
+
+@pytest.mark.parametrize('reader', ['UTC', 'America/Los_Angeles'])
+def test_a_clock_that_falls_back_keeps_the_duration_and_the_order_of_steps(tmp_path, reader):
+    r = script('-c', FALL_BACK, cwd=tmp_path, env={'TZ': 'America/Los_Angeles', 'ROOT': ROOT})
+    assert r.returncode == 0, r.stderr
+    text = open(logs_in(tmp_path)[0]).read()
+    assert re.findall(r'time zone: (UTC\S+)', text) == ['UTC-07:00', 'UTC-08:00']  # once, then at the change
+    env = {'TZ': reader}
+    row, = table(runs_py(tmp_path / 'logs', env=env).stdout).values()
+    assert row['duration'] == str(datetime.timedelta(hours=1)) and row['status'] == 'completed'
+    exported = runs_py('export', tmp_path / 'logs', env=env)
+    steps = [row for row in csv.DictReader(io.StringIO(exported.stdout)) if row['metric'] == 'val_loss']
+    assert [int(p['iter']) for p in steps] == [0, 10, 20, 30, 40]  # as logged, not by the clock
+    logged = re.findall(r'\[(\S+ \S+)\] step', text)
+    assert [p['time'] for p in steps] == logged

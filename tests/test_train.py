@@ -1,7 +1,9 @@
 """train.py and sample.py end to end on a tiny model: the log, checkpoints and samples they leave."""
 import glob
 import importlib.util
+import json
 import os
+import pickle
 import re
 import select
 import shlex
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -333,3 +336,68 @@ def test_sample_never_draws_the_padding_of_a_padded_vocabulary(tmp_path):
     r = script('sample.py', '--device=cpu', '--num_samples=2', '--max_new_tokens=20', '--start=Hello', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('---------------\n') == 2 and r.stdout.startswith('Hello')
+
+
+# --------------------------------------------------------------------------- records that never lie
+
+def copy_of(trained, tmp_path):
+    """The trained run's folder, to resume from without changing the shared one."""
+    shutil.copytree(trained[0], tmp_path / 'run')
+    return tmp_path / 'run'
+
+
+def test_a_sweep_resumed_with_another_shape_logs_the_shape_that_trains_and_shows_as_two_branches(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    first = logs_in(workdir)[0]
+    shutil.copytree(workdir / 'out', workdir / 'out_b')
+    # the command line asks for 3 layers of 64; the second branch's learning rate of 0 keeps the
+    # weights, so that its val loss never beats the carried-over best and nothing is saved
+    for out, lr in [('out', '1e-3'), ('out_b', '0')]:
+        r = script('train.py', *TINY, '--init_from=resume', f'--out_dir={out}', f'--learning_rate={lr}', '--min_lr=0',
+                   '--always_save_checkpoint=False', '--n_layer=3', '--n_embd=64', '--max_iters=10', cwd=workdir)
+        assert r.returncode == 0, r.stderr
+    for log in logs_in(workdir)[1:]:
+        run = read_log(log)
+        assert (run.config['n_layer'], run.config['n_embd']) == (2, 32)  # what trained
+        kept = [m.text for m in run.messages if 'a resume keeps the checkpoint' in m.text]
+        assert [k.split('=')[0] for k in kept] == ['n_layer', 'n_embd']
+    assert run.status == 'completed (no checkpoint saved since iter 8)'
+    assert any(m.text.startswith('no checkpoint saved since iter 8') for m in run.messages)
+    assert torch.load(workdir / 'out_b' / 'ckpt.pt', weights_only=False)['iter_num'] == 8
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'runs.py'), 'export', '--format', 'json', 'logs'],
+                       cwd=workdir, capture_output=True, text=True)
+    runs = json.loads(r.stdout)
+    assert [(x['branch_of'], x['config']['learning_rate'], x['config']['n_layer']) for x in runs] == [
+        ({'run': os.path.basename(first), 'iter': 8}, lr, 2) for lr in (1e-3, 0)]
+
+
+def prepare_again(workdir, text):
+    """data/tiny prepared again from other text (as prepare.py --force would), char-level."""
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    ids[:len(ids) * 9 // 10].tofile(workdir / 'data' / 'tiny' / 'train.bin')
+    ids[len(ids) * 9 // 10:].tofile(workdir / 'data' / 'tiny' / 'val.bin')
+    with open(workdir / 'data' / 'tiny' / 'meta.pkl', 'wb') as f:
+        pickle.dump({'vocab_size': len(chars), 'itos': dict(enumerate(chars)), 'stoi': {c: i for i, c in enumerate(chars)}}, f)
+
+
+def test_a_resume_on_changed_data_is_refused_naming_both_unless_new_data_is_asked(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    prepare_again(workdir, (TEXT * 60).replace('F', 'X'))  # as many characters, one of them another
+    r = script('train.py', *TINY, '--init_from=resume', '--max_iters=10', cwd=workdir)
+    assert_refused(r, 'tiny (tokens sha256', 'but now tiny (tokens sha256', '--new_data=True')
+    assert len(logs_in(workdir)) == 1
+    sample = script('sample.py', '--device=cpu', '--num_samples=1', '--max_new_tokens=5', cwd=workdir)
+    assert sample.returncode == 0 and 'warning: the vocabulary of data/tiny is not the one' in sample.stderr
+    r = script('train.py', *TINY, '--init_from=resume', '--max_iters=10', '--new_data=True',
+               '--always_save_checkpoint=False', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    run = read_log(logs_in(workdir)[-1])
+    assert any(m.text.startswith('new_data=True: trained on tiny') for m in run.messages)
+    assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 10  # a new best on new data
+
+
+def test_sample_refuses_a_start_file_that_is_not_utf8_in_one_line(trained, tmp_path):
+    (tmp_path / 'prompt.txt').write_bytes('Café'.encode('latin-1'))
+    r = script('sample.py', '--device=cpu', f'--start=FILE:{tmp_path / "prompt.txt"}', cwd=trained[0])
+    assert_refused(r, 'prompt.txt', 'is not UTF-8', prog='sample.py')
