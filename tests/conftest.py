@@ -25,6 +25,24 @@ TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\n'
         'All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n')
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """xdist's loadgroup (pytest.ini) sends the tests of one xdist_group to one worker by adding
+    '@group' to their ids, through item._nodeid, which pytest 9.2 no longer reads: without this,
+    every group is split across the workers, and its module fixture made on each."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # an older pytest reads item._nodeid: xdist's own renaming works
+        return
+    if not getattr(config.option, 'loadgroup', False):
+        return
+    for item in items:
+        group = '_'.join(sorted({str(m.args[0] if m.args else m.kwargs.get('name', 'default'))
+                                 for m in item.iter_markers('xdist_group')}))
+        if group and not item.nodeid.endswith(f'@{group}'):
+            item._id = NodeId.parse(f'{item.nodeid}@{group}')
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """A directory to run the scripts in, holding data/tiny as a prepare.py would leave it."""
