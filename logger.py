@@ -89,7 +89,9 @@ class TrainingLogger:
     def log_metrics(self, iter_num, train_loss, val_loss, metrics):
         """log_step with the extra metrics as a dict, for other people's loops: a name that is not
         a word (`train/loss`, `lr-AdamW`) is written as metric_names() maps it. A loss that is None
-        (unknown: a line with the train loss only) is written `None`, and read back as None."""
+        (unknown: a line with the train loss only) is written `None`, and read back as None. A line
+        with no val loss is no evaluation: like a progress line it is written, not fsynced (an fsync
+        costs milliseconds, and a loop may log every step)."""
         if self._fd is None:
             return
         try:
@@ -102,7 +104,7 @@ class TrainingLogger:
                     line += f', {name} {format_metric(value)}'
         except Exception as e:
             return self._warn(e)
-        self._write(line + '\n', sync=True)
+        self._write(line + '\n', sync=val_loss is not None)
 
     def close(self, status='completed'):
         """Write the footer with how the run ended. Later calls do nothing."""

@@ -20,6 +20,8 @@ class TrainingLoggerCallback(TrainerCallback):
         self.run = RunLog(log_dir, enabled)
 
     def _open(self, args, state, model):
+        if self.run.logger is not None:  # every on_log asks: the config costs a millisecond to gather
+            return
         config = args.to_dict()
         model_config = getattr(model, 'config', None)
         if hasattr(model_config, 'to_dict'):
