@@ -324,6 +324,8 @@ def format_metric(value):
 
 
 def _loss(value):
+    if value is None:  # the val loss of a line with the train loss only: skip format_value's parse
+        return 'None'
     try:
         return f'{value:.4f}'
     except (TypeError, ValueError):
