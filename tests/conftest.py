@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 
 import numpy as np
@@ -95,6 +96,18 @@ def wait_for(workdir, predicate, proc, timeout=120):
                 return run
         time.sleep(0.05)
     raise AssertionError('the run never got there')
+
+
+def site_without(tmp_path, package):
+    """A copy of site-packages (symlinks) without package: with `python -S` and this on PYTHONPATH,
+    the package is not installed, its metadata included."""
+    site = tmp_path / f'site-without-{package}'
+    site.mkdir()
+    purelib = sysconfig.get_paths()['purelib']
+    for name in os.listdir(purelib):
+        if not re.match(rf'{package}([-.]|$)', name):
+            os.symlink(os.path.join(purelib, name), site / name)
+    return str(site)
 
 
 def assert_refused(r, *needles, prog='train.py'):

@@ -12,11 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 import pytest
 
-from conftest import ROOT, age
+from conftest import ROOT, age, site_without
 from logger import read_log
 
 ENV = {'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
@@ -72,18 +71,6 @@ def no_step_became_a_message(run):
 def copy(source, folder, *paths):
     for path in paths:
         (shutil.copytree if os.path.isdir(source / path) else shutil.copy)(source / path, folder / path)
-
-
-def site_without(tmp_path, package):
-    """A copy of site-packages (symlinks) without package: with `python -S` and this on PYTHONPATH,
-    the package is not installed, its metadata included."""
-    site = tmp_path / f'site-without-{package}'
-    site.mkdir()
-    purelib = sysconfig.get_paths()['purelib']
-    for name in os.listdir(purelib):
-        if not re.match(rf'{package}([-.]|$)', name):
-            os.symlink(os.path.join(purelib, name), site / name)
-    return str(site)
 
 
 # --------------------------------------------------------------------------- the package
