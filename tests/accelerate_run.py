@@ -4,7 +4,7 @@
 
 8 steps of a small model: the train loss and the learning rate every step, a val loss every 4 (as
 `val/loss`: not a word), then end_training(). OUT/logged.json gets what was passed to
-accelerator.log; --interrupt-at raises KeyboardInterrupt at that step, as Ctrl-C would."""
+accelerator.log; --interrupt-at raises KeyboardInterrupt at that step (on rank 0), as Ctrl-C would."""
 import json
 import os
 import sys
@@ -28,7 +28,7 @@ x = torch.randn(64, 8)
 y = x.sum(1, keepdim=True)
 logged = []
 for step in range(config['steps']):
-    if step == interrupt_at:
+    if step == interrupt_at and accelerator.is_main_process:  # under torchrun, torchrun then stops the others
         raise KeyboardInterrupt
     loss = torch.nn.functional.mse_loss(model(x), y)
     accelerator.backward(loss)
