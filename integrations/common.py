@@ -65,6 +65,8 @@ class RunLog:
         if not self.logger:
             return
         values = dict(values)
+        # the losses join the extras under names no metric has (a space), so that one dict says
+        # what this step has written already
         losses = {' train': next((values.pop(n) for n in train_names if n in values), None),
                   ' val': next((values.pop(n) for n in val_names if n in values), None)}
         if step != self._step:

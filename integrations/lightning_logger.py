@@ -6,7 +6,7 @@ The header holds the LightningModule's hyperparameters and the Trainer's setting
 Each log_metrics call is a step line: the first of train_loss's names in it is the train loss, the
 first of val_loss's the val loss, the rest extras. fit then test on one Trainer are one log; its
 footer is written when an entry point fails, or at interpreter exit. Checkpoints go where they go
-with no logger (default_root_dir/checkpoints/), and each records the log it continues."""
+with no logger (default_root_dir/checkpoints/), and each names the log of the run that saved it."""
 import os
 import sys
 from argparse import Namespace
