@@ -21,7 +21,7 @@ from logger import read_log
 ENV = {'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
 
 
-def run(*args, cwd, env=None, timeout=300):
+def run_script(*args, cwd, env=None, timeout=300):
     """A script from tests/ (or -m torch.distributed.run ...) from cwd; the finished process."""
     args = [a if a.startswith('-') or not a.endswith('.py') else os.path.join(ROOT, 'tests', a) for a in map(str, args)]
     return subprocess.run([sys.executable, *args], cwd=cwd, env={**os.environ, **ENV, **(env or {})},
@@ -29,7 +29,7 @@ def run(*args, cwd, env=None, timeout=300):
 
 
 def torchrun(*args, cwd):
-    return run('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *args, cwd=cwd)
+    return run_script('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *args, cwd=cwd)
 
 
 def runs_py(*args, cwd):
@@ -93,7 +93,7 @@ def test_importing_integrations_imports_no_framework(tmp_path):
 def hf(tmp_path_factory):
     """Train 6 steps (checkpoints at 3 and 6), evaluate, and evaluate alone with a second Trainer."""
     cwd = tmp_path_factory.mktemp('hf')
-    ok(run('hf_run.py', 'out', cwd=cwd))
+    ok(run_script('hf_run.py', 'out', cwd=cwd))
     with open(cwd / 'out' / 'history.json') as f:
         history = json.load(f)
     return cwd, read_log(one_log(cwd / 'logs')), history
@@ -220,12 +220,13 @@ def lightning(tmp_path_factory):
     """fit 2 epochs then test, where transformers is not installed; then, beside a copy of its log,
     resume from (a copy of) the first epoch's checkpoint and SIGTERM it at step 11."""
     first = tmp_path_factory.mktemp('lightning')
-    r = ok(run('-S', 'lightning_run.py', 'out', cwd=first, env={'PYTHONPATH': site_without(first, 'transformers')}))
+    r = ok(run_script('-S', 'lightning_run.py', 'out', cwd=first,
+                      env={'PYTHONPATH': site_without(first, 'transformers')}))
     resumed = tmp_path_factory.mktemp('lightning_resumed')
     (resumed / 'out' / 'ckpt').mkdir(parents=True)
     copy(first, resumed, 'logs', 'out/ckpt/epoch=0-step=8.ckpt')
-    ok(run('-S', 'lightning_run.py', 'out', '--resume', 'out/ckpt/epoch=0-step=8.ckpt', '--sigterm-at', '11',
-           '--no-test', cwd=resumed, env={'PYTHONPATH': site_without(resumed, 'transformers')}))
+    ok(run_script('-S', 'lightning_run.py', 'out', '--resume', 'out/ckpt/epoch=0-step=8.ckpt', '--sigterm-at', '11',
+                  '--no-test', cwd=resumed, env={'PYTHONPATH': site_without(resumed, 'transformers')}))
     with open(first / 'out' / 'csv' / 'version_0' / 'metrics.csv') as f:
         recorded = list(csv.DictReader(f))
     log = one_log(first / 'logs')
@@ -307,33 +308,33 @@ def test_runs_py_plots_reports_and_follows_the_lightning_run(lightning):
 @pytest.mark.xdist_group('lightning_spawn')
 def test_lightning_ddp_spawn_writes_one_log_with_each_step_once(tmp_path):
     """The logger is pickled into 2 processes; only rank 0 writes. The train loss is named here."""
-    r = ok(run('-S', 'lightning_run.py', 'out', '--strategy', 'ddp_spawn', '--train-loss', 'grad/scale',
-               '--no-test', cwd=tmp_path, env={'PYTHONPATH': site_without(tmp_path, 'transformers')}))
-    run_ = read_log(one_log(tmp_path / 'logs'))
+    r = ok(run_script('-S', 'lightning_run.py', 'out', '--strategy', 'ddp_spawn', '--train-loss', 'grad/scale',
+                      '--no-test', cwd=tmp_path, env={'PYTHONPATH': site_without(tmp_path, 'transformers')}))
+    run = read_log(one_log(tmp_path / 'logs'))
     with open(tmp_path / 'out' / 'csv' / 'version_0' / 'metrics.csv') as f:
         recorded = list(csv.DictReader(f))
-    assert run_.config['trainer.world_size'] == 2 and run_.status == 'completed'
-    assert by_step(run_, 'train') == {int(row['step']): loss(float(row['grad/scale'])) for row in recorded
+    assert run.config['trainer.world_size'] == 2 and run.status == 'completed'
+    assert by_step(run, 'train') == {int(row['step']): loss(float(row['grad/scale'])) for row in recorded
                                       if row['grad/scale']}
-    assert [s.metrics['train_loss'] for s in run_.steps if 'train_loss' in s.metrics] == \
+    assert [s.metrics['train_loss'] for s in run.steps if 'train_loss' in s.metrics] == \
         [float(row['train_loss']) for row in recorded if row['train_loss']]
     assert 'transformers: absent' in r.stdout
 
 
 @pytest.mark.slow
 def test_lightning_ddp_writes_one_log_with_each_step_once(tmp_path):
-    ok(run('lightning_run.py', 'out', '--strategy', 'ddp', '--no-test', cwd=tmp_path))
-    run_ = read_log(one_log(tmp_path / 'logs'))
-    assert run_.config['trainer.world_size'] == 2 and run_.status == 'completed'
-    assert len(by_step(run_, 'train')) == 4 and len(by_step(run_, 'val')) == 2
+    ok(run_script('lightning_run.py', 'out', '--strategy', 'ddp', '--no-test', cwd=tmp_path))
+    run = read_log(one_log(tmp_path / 'logs'))
+    assert run.config['trainer.world_size'] == 2 and run.status == 'completed'
+    assert len(by_step(run, 'train')) == 4 and len(by_step(run, 'val')) == 2
 
 
 @pytest.mark.slow
 def test_lightning_ctrl_c_reads_interrupted(tmp_path):
-    r = run('lightning_run.py', 'out', '--interrupt-at', '3', cwd=tmp_path)
+    r = run_script('lightning_run.py', 'out', '--interrupt-at', '3', cwd=tmp_path)
     assert r.returncode == 1
-    run_ = read_log(one_log(tmp_path / 'logs'))
-    assert run_.status == 'interrupted' and sorted(by_step(run_, 'train')) == [1]
+    run = read_log(one_log(tmp_path / 'logs'))
+    assert run.status == 'interrupted' and sorted(by_step(run, 'train')) == [1]
 
 
 # --------------------------------------------------------------------------- accelerate
@@ -342,15 +343,15 @@ def test_accelerate_under_torchrun_logs_the_config_and_each_loss_once_and_ctrl_c
     (tmp_path / 'out').mkdir()
     r = torchrun('accelerate_run.py', 'out', '--interrupt-at', '6', cwd=tmp_path)
     assert r.returncode != 0 and 'KeyboardInterrupt' in r.stderr
-    run_ = read_log(one_log(tmp_path / 'logs'))  # rank 0's only
+    run = read_log(one_log(tmp_path / 'logs'))  # rank 0's only
     with open(tmp_path / 'out' / 'logged.json') as f:
         logged = json.load(f)
-    assert run_.config == {'lr': 0.01, 'steps': 8, 'width': 16}
-    assert by_step(run_, 'train') == {step: loss(values['train_loss']) for step, values in logged} and len(logged) == 6
-    assert by_step(run_, 'val') == {step: loss(values['val/loss']) for step, values in logged if 'val/loss' in values}
-    assert [s.metrics['lr'] for s in run_.steps] == [values['lr'] for _, values in logged]
-    assert run_.status == 'interrupted'
-    versions = next(m.text for m in run_.messages if m.text.startswith('python '))
+    assert run.config == {'lr': 0.01, 'steps': 8, 'width': 16}
+    assert by_step(run, 'train') == {step: loss(values['train_loss']) for step, values in logged} and len(logged) == 6
+    assert by_step(run, 'val') == {step: loss(values['val/loss']) for step, values in logged if 'val/loss' in values}
+    assert [s.metrics['lr'] for s in run.steps] == [values['lr'] for _, values in logged]
+    assert run.status == 'interrupted'
+    versions = next(m.text for m in run.messages if m.text.startswith('python '))
     assert f'accelerate {importlib.metadata.version("accelerate")}' in versions
     assert ' interrupted ' in ok(runs_py('logs', cwd=tmp_path)).stdout
 
@@ -370,6 +371,6 @@ def test_each_example_in_the_docs_runs_and_writes_a_completed_log(tmp_path, fram
     (tmp_path / 'example.py').write_text(code)
     ok(subprocess.run([sys.executable, 'example.py'], cwd=tmp_path, env={**os.environ, **ENV, 'PYTHONPATH': ROOT},
                       capture_output=True, text=True, timeout=300))
-    run_ = read_log(one_log(tmp_path / 'logs'))
-    assert run_.status == 'completed' and run_.steps
+    run = read_log(one_log(tmp_path / 'logs'))
+    assert run.status == 'completed' and run.steps
     assert ok(runs_py('logs', cwd=tmp_path)).stdout.count('completed') == 1
