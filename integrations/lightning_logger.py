@@ -7,6 +7,7 @@ Each log_metrics call is a step line: the first of train_loss's names in it is t
 first of val_loss's the val loss, the rest extras. fit then test on one Trainer are one log; its
 footer is written when an entry point fails, or at interpreter exit. Checkpoints go where they go
 with no logger (default_root_dir/checkpoints/), and each names the log of the run that saved it."""
+import atexit
 import os
 import sys
 from argparse import Namespace
@@ -37,6 +38,7 @@ class LightningTrainingLogger(Logger):
         self._run = RunLog(log_dir, enabled)
         self._hparams = {}
         self._trainer = None
+        self._entry = None  # the entry point (fit, test, ...) under way: its finalize has not come
 
     @property
     def name(self):
@@ -65,7 +67,7 @@ class LightningTrainingLogger(Logger):
         if not any(isinstance(c, _Hooks) and c.logger is self for c in trainer.callbacks):
             trainer.callbacks.append(_Hooks(self))
         self._open()
-        fn = trainer.state.fn.value
+        fn = self._entry = trainer.state.fn.value
         self._run.log(f'trainer.{fn}()')
         if fn == 'fit':
             # the checkpoint that ckpt_path named, loaded by now (Lightning restores before this hook)
@@ -83,6 +85,7 @@ class LightningTrainingLogger(Logger):
 
     def finalize(self, status):
         # 'success' ends one entry point, not the run: fit then test write one log, ended at exit
+        self._entry = None
         if status == 'failed':
             exc = sys.exc_info()[1]  # Lightning calls this while it handles the exception
             self._run.close('terminated (SIGTERM)' if isinstance(exc, SIGTERMException)
@@ -106,6 +109,14 @@ class LightningTrainingLogger(Logger):
             config['trainer.accelerator'] = type(trainer.accelerator).__name__
         rank = trainer.global_rank if trainer else getattr(rank_zero_only, 'rank', 0)
         self._run.open(config, rank == 0, ['lightning'])
+        atexit.register(self._at_exit)  # after setup's: it runs first
+
+    def _at_exit(self):
+        # A process that ddp_spawn started runs fit with no handler of Lightning's around it: an
+        # exception there ends the process (torch catches it and exits) with no finalize, and with
+        # no uncaught exception for TrainingLogger's own atexit to tell from a completion.
+        if self._entry:
+            self._run.close(f'failed: the process exited during trainer.{self._entry}()')
 
     def _max_steps(self):
         try:

@@ -1,13 +1,13 @@
 """A tiny Lightning run that writes the run log, for tests/test_integrations.py.
 
-    python tests/lightning_run.py OUT [--resume CKPT] [--sigterm-at STEP] [--interrupt-at STEP]
+    python tests/lightning_run.py OUT [--resume CKPT] [--sigterm-at STEP] [--interrupt-at STEP] [--fail-at STEP]
                                       [--strategy S] [--train-loss NAME] [--no-test]
 
 fit for 2 epochs of 8 steps, the train loss every 2 steps (as `train_loss`, and `grad/scale` and
 LearningRateMonitor's `lr-AdamW`, names that are not words), val_loss after each epoch and a
 checkpoint in OUT/ckpt/ per epoch; then test. A CSVLogger beside it keeps Lightning's own record in
-OUT/csv/. --sigterm-at sends the process SIGTERM at that step, --interrupt-at raises KeyboardInterrupt;
---strategy runs on 2 processes; --train-loss names the train loss for the logger."""
+OUT/csv/. --sigterm-at sends the process SIGTERM at that step, --interrupt-at raises KeyboardInterrupt,
+--fail-at RuntimeError; --strategy runs on 2 processes; --train-loss names the train loss for the logger."""
 import importlib.util
 import os
 import signal
@@ -29,7 +29,7 @@ def option(name, default=None):
 
 
 class Tiny(L.LightningModule):
-    def __init__(self, lr=0.01, width=16, sigterm_at=None, interrupt_at=None):
+    def __init__(self, lr=0.01, width=16, sigterm_at=None, interrupt_at=None, fail_at=None):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 1))
@@ -43,6 +43,8 @@ class Tiny(L.LightningModule):
             os.kill(os.getpid(), signal.SIGTERM)
         if self.global_step == self.hparams.interrupt_at:
             raise KeyboardInterrupt
+        if self.global_step == self.hparams.fail_at:
+            raise RuntimeError(f'planted failure at step {self.global_step}')
         loss = self.loss(batch)
         self.log('train_loss', loss)
         self.log('grad/scale', 2 * loss.detach())
@@ -68,7 +70,7 @@ if __name__ == '__main__':
     out = sys.argv[1]
     torch.manual_seed(0)
     at = lambda name: None if option(name) is None else int(option(name))  # noqa: E731
-    model = Tiny(sigterm_at=at('--sigterm-at'), interrupt_at=at('--interrupt-at'))
+    model = Tiny(sigterm_at=at('--sigterm-at'), interrupt_at=at('--interrupt-at'), fail_at=at('--fail-at'))
     names = {'train_loss': option('--train-loss')} if option('--train-loss') else {}
     trainer = L.Trainer(max_epochs=2, log_every_n_steps=2, accelerator='cpu', devices=2 if option('--strategy') else 1,
                         strategy=option('--strategy', 'auto'), default_root_dir=out, enable_progress_bar=False,

@@ -322,6 +322,15 @@ def test_lightning_ddp_spawn_writes_one_log_with_each_step_once(tmp_path):
 
 
 @pytest.mark.slow
+def test_lightning_ddp_spawn_failing_is_no_completion(tmp_path):
+    """ddp_spawn's processes run fit with no handler of Lightning's around it."""
+    r = run_script('lightning_run.py', 'out', '--strategy', 'ddp_spawn', '--fail-at', '3', '--no-test', cwd=tmp_path)
+    assert r.returncode == 1 and 'planted failure at step 3' in r.stderr
+    run = read_log(one_log(tmp_path / 'logs'))
+    assert run.status == 'failed: the process exited during trainer.fit()' and sorted(by_step(run, 'train')) == [1]
+
+
+@pytest.mark.slow
 def test_lightning_ddp_writes_one_log_with_each_step_once(tmp_path):
     ok(run_script('lightning_run.py', 'out', '--strategy', 'ddp', '--no-test', cwd=tmp_path))
     run = read_log(one_log(tmp_path / 'logs'))
