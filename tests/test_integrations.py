@@ -296,10 +296,11 @@ def test_lightning_resumed_run_continues_its_log_and_sigterm_is_no_completion(li
 
 @lightning_group
 def test_runs_py_plots_reports_and_follows_the_lightning_run(lightning):
-    cwd, first = lightning[:2]
+    first, resumed, cwd = lightning[1], lightning[2], lightning[4]  # the run, resumed: one curve
     assert ok(runs_py('plot', 'logs', '-o', 'curves.svg', cwd=cwd)).stdout.startswith('wrote curves.svg (1 run)')
     assert ok(runs_py('report', 'logs', '-o', 'report.html', cwd=cwd)).stdout.startswith('wrote report.html (1 run)')
-    assert os.path.basename(first.path) in open(cwd / 'report.html').read()
+    report = open(cwd / 'report.html').read()
+    assert os.path.basename(first.path) in report and os.path.basename(resumed.path) in report
     follow = runs_py('follow', first.path, cwd=cwd)
     assert follow.returncode == 0 and 'completed' in follow.stdout.splitlines()[-1]
     assert follow.stdout.count('val loss') == len(first.steps)
