@@ -84,17 +84,27 @@ class TrainingLogger:
     def log_step(self, iter_num, train_loss, val_loss, **metrics):
         """Write an evaluation's step line, extra metrics appended as `, name value`; fsynced.
         A metric whose value is None (unknown, like mfu on a CPU) is left out."""
+        self.log_metrics(iter_num, train_loss, val_loss, metrics)
+
+    def log_metrics(self, iter_num, train_loss, val_loss, metrics):
+        """log_step with the extra metrics as a dict, for other people's loops: a name that is not
+        a word (`train/loss`, `lr-AdamW`) is written as metric_names() maps it. A loss that is None
+        (unknown: a line with the train loss only) is written `None`, and read back as None. A line
+        with no val loss is no evaluation: like a progress line it is written, not fsynced (an fsync
+        costs milliseconds, and a loop may log every step)."""
         if self._fd is None:
             return
         try:
             line = (f'[{self._timestamp()}] step {iter_num}: train loss {_loss(train_loss)}, '
                     f'val loss {_loss(val_loss)}')
+            if not all(map(_WORD.fullmatch, map(str, metrics))):
+                metrics = dict(zip(metric_names(metrics), metrics.values()))
             for name, value in metrics.items():
                 if value is not None:
                     line += f', {name} {format_metric(value)}'
         except Exception as e:
             return self._warn(e)
-        self._write(line + '\n', sync=True)
+        self._write(line + '\n', sync=val_loss is not None)
 
     def close(self, status='completed'):
         """Write the footer with how the run ended. Later calls do nothing."""
@@ -187,6 +197,29 @@ def zone_line(local):
     offset = local.tm_gmtoff
     sign = '-' if offset < 0 else '+'
     return f'{ZONE}{sign}{abs(offset) // 3600:02}:{abs(offset) // 60 % 60:02} ({local.tm_zone})'
+
+
+_WORD = re.compile(r'\w+')  # a metric name, as read_log reads it back
+_NOT_WORD = re.compile(r'\W')
+
+
+def metric_names(names):
+    """The names a step line gives metrics: a word as it is; in another, each character that is
+    not a letter, digit or _ becomes _ (`train/loss` -> `train_loss`, `lr-AdamW` -> `lr_AdamW`),
+    and a name that this makes twice on one line gets _2, _3, ... appended."""
+    names = [str(name) for name in names]
+    taken = {name for name in names if _WORD.fullmatch(name)}
+    out = []
+    for name in names:
+        if not _WORD.fullmatch(name):
+            base = _NOT_WORD.sub('_', name) or '_'
+            name, n = base, 1
+            while name in taken:
+                n += 1
+                name = f'{base}_{n}'
+            taken.add(name)
+        out.append(name)
+    return out
 
 
 def exit_status(exc):
@@ -291,6 +324,8 @@ def format_metric(value):
 
 
 def _loss(value):
+    if value is None:  # the val loss of a line with the train loss only: skip format_value's parse
+        return 'None'
     try:
         return f'{value:.4f}'
     except (TypeError, ValueError):

@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 
 import numpy as np
@@ -23,6 +24,24 @@ TINY = ['--dataset=tiny', '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_s
         '--warmup_iters=2', '--lr_decay_iters=100', '--learning_rate=1e-2', '--device=cpu', '--compile=False']
 TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\n'
         'All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n')
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """xdist's loadgroup (pytest.ini) sends the tests of one xdist_group to one worker by adding
+    '@group' to their ids, through item._nodeid, which pytest 9.2 no longer reads: without this,
+    every group is split across the workers, and its module fixture made on each."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # an older pytest reads item._nodeid: xdist's own renaming works
+        return
+    if not getattr(config.option, 'loadgroup', False):
+        return
+    for item in items:
+        group = '_'.join(sorted({str(m.args[0] if m.args else m.kwargs.get('name', 'default'))
+                                 for m in item.iter_markers('xdist_group')}))
+        if group and not item.nodeid.endswith(f'@{group}'):
+            item._id = NodeId.parse(f'{item.nodeid}@{group}')
 
 
 @pytest.fixture
@@ -77,6 +96,18 @@ def wait_for(workdir, predicate, proc, timeout=120):
                 return run
         time.sleep(0.05)
     raise AssertionError('the run never got there')
+
+
+def site_without(tmp_path, package):
+    """A copy of site-packages (symlinks) without package: with `python -S` and this on PYTHONPATH,
+    the package is not installed, its metadata included."""
+    site = tmp_path / f'site-without-{package}'
+    site.mkdir()
+    purelib = sysconfig.get_paths()['purelib']
+    for name in os.listdir(purelib):
+        if not re.match(rf'{package}([-.]|$)', name):
+            os.symlink(os.path.join(purelib, name), site / name)
+    return str(site)
 
 
 def assert_refused(r, *needles, prog='train.py'):

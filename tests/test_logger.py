@@ -473,6 +473,20 @@ def test_a_metric_whose_value_is_unknown_is_left_out_of_the_step_line(tmp_path):
     assert read_log(lg.path).steps[0].metrics == {'lr': 6e-4, 'tflops': 0.07}
 
 
+def test_a_metric_name_that_is_not_a_word_is_mapped_to_one_that_reads_back(tmp_path):
+    with TrainingLogger(log_dir=str(tmp_path)) as lg:
+        lg.setup({})
+        lg.log_metrics(7, 2.5, None, {'lr-AdamW': 0.01, 'a_b': 1, 'a/b': 2, 'a-b': 3, '': 4, 'train_loss': 5})
+        lg.log_step(8, None, 2.6, **{'val/bpb': 1.25})
+    run = read_log(lg.path)
+    assert run.skipped == 0 and run.messages == []
+    assert [(s.iter, s.train_loss, s.val_loss, s.metrics) for s in run.steps] == [
+        (7, 2.5, None, {'lr_AdamW': 0.01, 'a_b': 1, 'a_b_2': 2, 'a_b_3': 3, '_': 4, 'train_loss': 5}),
+        (8, None, 2.6, {'val_bpb': 1.25})]
+    assert any('] step 7: train loss 2.5000, val loss None, lr_AdamW 0.01, a_b 1, a_b_2 2, ' in line
+               for line in lines_of(lg.path))
+
+
 def test_a_log_fed_in_pieces_reads_as_read_log_reads_it_whole(tmp_path):
     with TrainingLogger(log_dir=str(tmp_path)) as lg:
         lg.setup({'max_iters': 30, 'name': 'naïve'})

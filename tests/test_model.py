@@ -390,6 +390,7 @@ def test_from_pretrained_refuses_unknown_models_and_overrides_other_than_dropout
         GPT.from_pretrained("gpt2", dict(n_layer=2))
 
 
+@pytest.mark.slow  # GPT-2's full shape, twice: ~10 s; CI skipped it before requirements.txt had transformers
 def test_from_pretrained_converts_huggingface_gpt2_to_the_same_logits(monkeypatch):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)

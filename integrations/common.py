@@ -1,0 +1,123 @@
+"""What the three adapters write alike, through TrainingLogger's calls: the header and where the run
+came from, a step line per batch of the framework's metrics, progress lines, the footer."""
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+import time
+
+from logger import TrainingLogger, code_version, format_duration
+
+# the file that a checkpoint folder gets, naming the log of the run that saved it (JSON: {"log": name})
+RECORD = 'run_log.json'
+
+
+class RunLog:
+    """One run's log, opened by the adapter at the run's first event, closed by the framework's end
+    or at interpreter exit (TrainingLogger's atexit: the status then comes from the uncaught
+    exception). Unopened, it holds only its arguments, so that Lightning can pickle it."""
+
+    def __init__(self, log_dir, enabled):
+        self.log_dir = log_dir
+        self.enabled = enabled   # None: decided at open() from the framework's rank
+        self.logger = None
+        self._step = None        # the step of the last step line, and the extras it has written:
+        self._written = {}       # a value logged twice at one step (HF's epoch) is written once
+        self._start = None       # (time, step) where this process began training, for the ETA
+
+    @property
+    def path(self):
+        return self.logger.path if self.logger else None
+
+    def open(self, config, rank_zero, frameworks):
+        """The header with the config, then the command line, the versions and the code version as
+        train.py logs them. Only the first call of a run does anything."""
+        if self.logger is not None:
+            return
+        self.logger = TrainingLogger(self.log_dir, rank_zero if self.enabled is None else self.enabled)
+        self.logger.setup(config)
+        if self.logger.path is None:
+            return
+        self.logger.log(f'command: {shlex.join(command())}')
+        versions = [f'python {sys.version.split()[0]}']
+        for name in ('torch', 'numpy', *frameworks):
+            version = getattr(sys.modules.get(name), '__version__', None)
+            if version:
+                versions.append(f'{name} {version}')
+        self.logger.log(', '.join(versions))
+        code = code_version(os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else os.getcwd())
+        if code:
+            self.logger.log(f'code: git {code}')
+
+    def log(self, message):
+        if self.logger:
+            self.logger.log(message)
+
+    def continues(self, log_name, step):
+        """The message by which runs.py joins a resumed run to the run that saved its checkpoint."""
+        if log_name and self.logger:
+            self.logger.log(f'continues {os.path.basename(str(log_name))} at iter {step}')
+
+    def metrics(self, step, values, train_names, val_names):
+        """A step line: the first of train_names in values is its train loss, the first of val_names
+        its val loss (None where there is none), and the rest follow as extras."""
+        if not self.logger:
+            return
+        values = dict(values)
+        # the losses join the extras under names no metric has (a space), so that one dict says
+        # what this step has written already
+        losses = {' train': next((values.pop(n) for n in train_names if n in values), None),
+                  ' val': next((values.pop(n) for n in val_names if n in values), None)}
+        if step != self._step:
+            self._step, self._written = step, {}
+        values = {k: v for k, v in {**losses, **values}.items()
+                  if v is not None and (k not in self._written or self._written[k] != v)}
+        self._written.update(values)
+        self.logger.log_metrics(step, values.pop(' train', None), values.pop(' val', None), values)
+
+    def start_training(self, step):
+        self._start = (time.perf_counter(), step)
+
+    def progress(self, step, max_steps):
+        """`iter N: N/max_steps, eta H:MM:SS`, as the end of train.py's progress line; the loss is on
+        the step line before it. The ETA is from this process's pace since start_training()."""
+        if not self.logger or not max_steps or max_steps == float('inf'):
+            return
+        line = f'iter {step}: {step}/{int(max_steps)}'
+        if self._start and step > self._start[1]:
+            t0, step0 = self._start
+            line += f', eta {format_duration((time.perf_counter() - t0) / (step - step0) * (max_steps - step))}'
+        self.logger.log(line)
+
+    def close(self, status='completed'):
+        if self.logger:
+            self.logger.close(status)
+
+    def record(self, folder):
+        """Write RECORD into a checkpoint folder; a failure costs the link, never the run."""
+        if not self.path or not os.path.isdir(folder):
+            return
+        try:
+            with open(os.path.join(folder, RECORD), 'w', encoding='utf-8') as f:
+                json.dump({'log': os.path.basename(self.path)}, f)
+        except OSError as e:
+            print(f'TrainingLogger: could not write {RECORD} in {folder}: {e}', file=sys.stderr)
+
+
+def recorded_log(folder):
+    """The log name that record() wrote in a checkpoint folder, or None."""
+    try:
+        with open(os.path.join(folder, RECORD), encoding='utf-8') as f:
+            return json.load(f).get('log')
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def command():
+    """The command line that started the run. A worker that multiprocessing spawned (Lightning's
+    ddp_spawn) has its parent's script and arguments, not its own `python -c ...`."""
+    if multiprocessing.parent_process() is not None:
+        return [sys.executable, *sys.argv]
+    return sys.orig_argv
+
