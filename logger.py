@@ -48,6 +48,7 @@ class TrainingLogger:
         self._stamp_second = None
         self._stamp = ''
         self._offset = None       # the UTC offset (seconds) the log last stated
+        self._syncing = None      # the thread that fsyncs the header
 
     # ----------------------------------------------------------------- public API
 
@@ -67,7 +68,11 @@ class TrainingLogger:
         # saving), makes them one moment for a reader in any time zone
         self._offset = time.localtime(now).tm_gmtoff
         lines.append(f'[{started.strftime(TIME_FORMAT)}] {zone_line(time.localtime(now))}')
-        self._write('\n'.join(lines) + '\n', sync=True)
+        self._write('\n'.join(lines) + '\n', sync=False)
+        # the header is in the file for every reader once written; its fsync, against a crash of
+        # the machine, takes tens of milliseconds on some disks: it runs beside the run's start
+        self._syncing = threading.Thread(target=self._sync, args=(self._fd,), daemon=True)
+        self._syncing.start()
         atexit.register(self._close_at_exit)
         return self
 
@@ -114,6 +119,7 @@ class TrainingLogger:
                 return
             fd, self._fd, self._closed = self._fd, None, True
         atexit.unregister(self._close_at_exit)
+        self._syncing.join()  # before the file is closed under it
         ended = self._timestamp(fd)  # which states a changed UTC offset before it
         footer = f'{BAR}\nTraining run ended at {ended}\nStatus: {_one_line(str(status))}\n{BAR}\n'
         self._write(footer, sync=True, fd=fd)
@@ -158,6 +164,12 @@ class TrainingLogger:
                     os.fsync(fd)
             except OSError as e:
                 self._warn(e)
+
+    def _sync(self, fd):
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            self._warn(e)
 
     def _warn(self, error):
         # one warning per logger: a full disk must not bury the console in repeats

@@ -1,10 +1,12 @@
 """What the three adapters write alike, through TrainingLogger's calls: the header and where the run
 came from, a step line per batch of the framework's metrics, progress lines, the footer."""
+import atexit
 import json
 import multiprocessing
 import os
 import shlex
 import sys
+import threading
 import time
 
 from logger import TrainingLogger, code_version, format_duration
@@ -25,6 +27,7 @@ class RunLog:
         self._step = None        # the step of the last step line, and the extras it has written:
         self._written = {}       # a value logged twice at one step (HF's epoch) is written once
         self._start = None       # (time, step) where this process began training, for the ETA
+        self._code = None        # (thread, [code version]) while `git status` runs
 
     @property
     def path(self):
@@ -46,17 +49,30 @@ class RunLog:
             if version:
                 versions.append(f'{name} {version}')
         self.logger.log(', '.join(versions))
-        code = code_version(os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else os.getcwd())
-        if code:
-            self.logger.log(f'code: git {code}')
+        # `git status` takes milliseconds: it runs beside the run's first step, and its line is
+        # written before the next line of the log (_code_line)
+        folder, found = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else os.getcwd(), []
+        thread = threading.Thread(target=lambda: found.append(code_version(folder)), daemon=True)
+        thread.start()
+        self._code = (thread, found)
+        atexit.register(self._code_line)  # before the logger's own atexit writes the footer
+
+    def _code_line(self):
+        if self._code:
+            (thread, found), self._code = self._code, None
+            thread.join()
+            if found and found[0]:
+                self.logger.log(f'code: git {found[0]}')
 
     def log(self, message):
         if self.logger:
+            self._code_line()
             self.logger.log(message)
 
     def continues(self, log_name, step):
         """The message by which runs.py joins a resumed run to the run that saved its checkpoint."""
         if log_name and self.logger:
+            self._code_line()
             self.logger.log(f'continues {os.path.basename(str(log_name))} at iter {step}')
 
     def metrics(self, step, values, train_names, val_names):
@@ -64,6 +80,7 @@ class RunLog:
         its val loss (None where there is none), and the rest follow as extras."""
         if not self.logger:
             return
+        self._code_line()
         values = dict(values)
         # the losses join the extras under names no metric has (a space), so that one dict says
         # what this step has written already
@@ -84,6 +101,7 @@ class RunLog:
         the step line before it. The ETA is from this process's pace since start_training()."""
         if not self.logger or not max_steps or max_steps == float('inf'):
             return
+        self._code_line()
         line = f'iter {step}: {step}/{int(max_steps)}'
         if self._start and step > self._start[1]:
             t0, step0 = self._start
@@ -92,6 +110,7 @@ class RunLog:
 
     def close(self, status='completed'):
         if self.logger:
+            self._code_line()
             self.logger.close(status)
 
     def record(self, folder):

@@ -165,6 +165,7 @@ def test_header_step_lines_and_footer_are_fsynced_but_messages_are_not(tmp_path,
     monkeypatch.setattr(os, 'fsync', lambda fd: (synced.append(open(lg.path).read()), real_fsync(fd)))
     lg = TrainingLogger(log_dir=str(tmp_path))
     lg.setup({'a': 1})
+    lg._syncing.join()  # the header's fsync runs in a thread beside the run's start
     assert len(synced) == 1 and re.search(rf'{RULE}\n\[{TS}\] time zone: [^\n]*\n\Z', synced[0])
     lg.log('not synced')
     assert len(synced) == 1
