@@ -263,7 +263,7 @@ function setupCharts() {
   }
 }
 
-// each line of each shown run: {row, xs, ys, spec}, with x relative to the run's start for time
+// each line of each shown run: {row, xs, ys, width, dash, alpha}
 function linesOf(chart, rows) {
   const out = [];
   for (const row of rows) {
@@ -272,7 +272,7 @@ function linesOf(chart, rows) {
     for (const [part, field, width, dash, alpha] of chart.lines) {
       const data = series[part], ys = data[field];
       if (!ys || !ys.length) continue;
-      const xs = state.x === 't' ? data.t.map(t => t - row.t0) : data.it;
+      const xs = state.x === 't' ? data.t : data.it;  // t: seconds since the run started
       out.push({row, xs, ys, width, dash, alpha});
     }
   }

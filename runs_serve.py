@@ -37,8 +37,8 @@ POLL = 0.1            # seconds between looks at the logs with no footer yet: a 
 POLL_ENDED = 1.0      # between looks at the finished ones (truncated, replaced), and at killed runs
 CHUNK = 1 << 20       # bytes read at a time: a big log is never in memory whole
 NOTES = 100           # messages kept before the first progress line (runs.note reads those)
-BUCKETS = 800         # a progress curve is sent as the lowest and highest loss of this many stretches
-SMOOTH_POINTS = 800   # and its moving average at this many points
+BUCKETS = 800         # a progress curve is sent as the lowest and highest loss of this many stretches,
+                      # and its moving average at this many points
 STEP_POINTS = 1500    # evaluations sent of a run, at most
 ALL_POINTS = 60000    # progress points sent on the first load, spread over the runs
 LIVE_POINTS = 2000    # more new points than this for a run in one look: the page asks for its curve again
@@ -65,7 +65,7 @@ class Log:
         # the progress lines, (iter, time, loss) as numbers: what a Message per line would cost 10x
         self.iters, self.times, self.losses = array('q'), array('d'), array('d')
         self.last_progress = ''  # the latest progress line's text, for its eta
-        self.notes, self.notes_done, self.seen = 0, False, 0
+        self.notes, self.notes_done, self.seen, self.steps_seen = 0, False, 0, 0
 
     @property
     def run(self):
@@ -104,6 +104,9 @@ class Log:
     def take(self):
         """Move the progress points out of the messages into the arrays, and drop the messages but
         the notes before the first progress line (where runs.note looks) and the last (last_time)."""
+        for step in self.run.steps[self.steps_seen:]:
+            step.text = ''  # the line as logged: nothing here shows it, and a long log has many
+        self.steps_seen = len(self.run.steps)
         messages = self.run.messages
         for m in messages[self.seen:]:
             if m.text[:5] == 'iter ':
@@ -181,20 +184,20 @@ class Row:
             return None
         return t1 + (max_iters - it1) * (t1 - t0) / (it1 - it0)
 
-    def series(self, smooth, buckets):
+    def series(self, smooth, buckets, step_points=STEP_POINTS):
         """The run's curves for the page: every evaluation (thinned past STEP_POINTS), the progress
         losses as the lowest and highest of each of `buckets` stretches (the last point always
         kept), and their moving average, computed over every point before any is left out."""
         steps = self.chain.steps
-        keep = thinned(len(steps), STEP_POINTS)
-        steps = [steps[i] for i in keep]
+        steps = [steps[i] for i in thinned(len(steps), step_points)]
         iters, times, losses = self.progress()
         kept = envelope(losses, buckets)
-        average, state = ema(losses, smooth, SMOOTH_POINTS)
-        return {'id': self.id, 'steps': step_columns(steps),
-                'progress': {'it': [iters[i] for i in kept], 't': [round(times[i]) for i in kept],
+        average, state = ema(losses, smooth, buckets)
+        t0 = self.chain.started.timestamp()  # times are sent as seconds since the run started
+        return {'id': self.id, 'steps': step_columns(steps, t0),
+                'progress': {'it': [iters[i] for i in kept], 't': [round(times[i] - t0) for i in kept],
                              'loss': [losses[i] for i in kept]},
-                'smooth': {'it': [iters[i] for i, _ in average], 't': [round(times[i]) for i, _ in average],
+                'smooth': {'it': [iters[i] for i, _ in average], 't': [round(times[i] - t0) for i, _ in average],
                            'y': [round_5(y) for _, y in average]},
                 'ema': state, 'weight': smooth}
 
@@ -210,8 +213,9 @@ class Row:
         log, (n, k) = self.logs[-1], before[-1]
         if len(self.logs) > 1 and self.chain.resumed_at[-1] is not None and k == 0 and n == 0:
             return 'stale'  # the resumed attempt's first points cut the earlier curve
-        return {'steps': step_columns(log.run.steps[k:]),
-                'progress': {'it': list(log.iters[n:]), 't': [round(t) for t in log.times[n:]],
+        t0 = self.chain.started.timestamp()
+        return {'steps': step_columns(log.run.steps[k:], t0),
+                'progress': {'it': list(log.iters[n:]), 't': [round(t - t0) for t in log.times[n:]],
                              'loss': list(log.losses[n:])}}
 
 
@@ -223,11 +227,11 @@ def round_5(y):
     return float(f'{y:.5g}')
 
 
-def step_columns(steps):
+def step_columns(steps, t0):
     def metric(name):
         return [v if isinstance(v, float) and math.isfinite(v) else None
                 for v in (s.metrics.get(name) for s in steps)]
-    return {'it': [s.iter for s in steps], 't': [round(s.time.timestamp()) for s in steps],
+    return {'it': [s.iter for s in steps], 't': [round(s.time.timestamp() - t0) for s in steps],
             'val': [finite(s.val_loss) for s in steps], 'train': [finite(s.train_loss) for s in steps],
             'lr': metric('lr'), 'bpb': metric('val_bpb')}
 
@@ -357,7 +361,7 @@ class Index:
         if not (changed or new or ended_look):
             return
         with self.changed:
-            reshaped = self.rebuild() or reset
+            reshaped = bool(changed or new) and self.rebuild() or reset  # else only the live rows' state
             update = {'rows': [], 'points': {}, 'stale': []}
             for rid in self.order:
                 row = self.rows[rid]
@@ -394,14 +398,15 @@ class Index:
     def snapshot(self, smooth):
         """Everything the page shows, for its first load and after a reload."""
         with self.changed:
-            budget = max(BUCKETS // 8, ALL_POINTS // max(len(self.order), 1) // 2)
+            # many runs share ALL_POINTS: a chart 1000 pixels wide shows no more
+            budget = min(BUCKETS, max(BUCKETS // 16, ALL_POINTS // max(len(self.order), 1) // 3))
             rows = [self.rows[rid] for rid in self.order]
             for row in rows:
                 row.last_cells = row.cells(self.colours[row.id], self.keys)
                 row.sent = [(len(log.iters), len(log.run.steps)) for log in row.logs]
             return {'v': self.version, 'title': ' '.join(self.paths), 'keys': self.keys,
                     'rows': [row.last_cells for row in rows],
-                    'series': [row.series(smooth, min(budget, BUCKETS)) for row in rows]}
+                    'series': [row.series(smooth, budget, max(budget, 100)) for row in rows]}
 
     def series(self, rid, smooth):
         with self.changed:

@@ -118,7 +118,7 @@ def page(browser, served):
     errors = []
     page.on('pageerror', lambda e: errors.append(str(e)))
     page.goto(served[2])
-    page.wait_for_function('document.body.dataset.drawn > 0')
+    page.wait_for_function('() => document.body.dataset.drawn > 0')  # a function: the CSP forbids eval
     yield page
     assert errors == []
 
@@ -178,7 +178,7 @@ def test_the_table_filters_by_regex_sorts_by_a_column_and_compares_the_selected_
     paths = served[3]
     page.fill('#filter', r'lr=0\.00[12]$|lr=0\.003')  # config: the first three runs
     names = {os.path.basename(paths[r]) for r in ('completed', 'failed', 'interrupted')}
-    page.wait_for_function('n => document.querySelectorAll("#runs tbody tr").length === n', arg=3)
+    page.wait_for_function('n => document.querySelectorAll("#runs tbody tr").length === n', arg=3, timeout=WAIT)
     assert set(rows(page)) == names
     page.click('#runs th[data-key="best_val"]')
     order = [row['best val'] for row in rows(page).values()]
@@ -186,7 +186,7 @@ def test_the_table_filters_by_regex_sorts_by_a_column_and_compares_the_selected_
     page.click('#runs th[data-key="best_val"]')
     assert [row['best val'] for row in rows(page).values()] == ['3.1000', '2.5000', '-']
     page.fill('#filter', 'note=<script>|lr=0.001$')
-    page.wait_for_function('document.querySelectorAll("#runs tbody tr").length === 2')
+    page.wait_for_function('() => document.querySelectorAll("#runs tbody tr").length === 2', timeout=WAIT)
     for box in page.query_selector_all('#runs tbody input[type=checkbox]'):
         box.check()
     compare = page.inner_text('#compare')
@@ -245,13 +245,13 @@ def test_a_hidden_tab_stops_its_stream_and_catches_up_when_shown(page, served):
     page.evaluate('''() => { Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});
                              document.dispatchEvent(new Event('visibilitychange')); }''')
     wait_cell(page, path, 'best val', '1.2000')
-    page.wait_for_function('document.getElementById("live").textContent === "live"', timeout=WAIT)
+    page.wait_for_function('() => document.getElementById("live").textContent === "live"', timeout=WAIT)
 
 
 # --------------------------------------------------------------------------- the charts
 
 def test_the_charts_draw_every_run_hover_reads_values_and_a_drag_zooms(page, served):
-    drawn = int(page.evaluate('document.body.dataset.drawn'))
+    drawn = int(page.evaluate('() => document.body.dataset.drawn'))
     with_points = [r for r in rows(page).values() if r['step'] != '-']
     assert drawn == len(with_points)
     # the loss chart holds the runs' colours
@@ -260,20 +260,20 @@ def test_the_charts_draw_every_run_hover_reads_values_and_a_drag_zooms(page, ser
         const seen = new Set();
         for (let i = 0; i < d.length; i += 4) seen.add('#' + [d[i], d[i+1], d[i+2]].map(v => v.toString(16).padStart(2, '0')).join(''));
         return [...seen]; }''')
-    assert len(set(page.evaluate('[...state.rows.values()].map(r => r.colour)')) & set(colours)) >= 5
+    assert len(set(page.evaluate('() => [...state.rows.values()].map(r => r.colour)')) & set(colours)) >= 5
     over = page.query_selector('#chart-progress canvas.over').bounding_box()
     x, y = over['x'] + over['width'] * 0.5, over['y'] + over['height'] * 0.5
     page.mouse.move(x, y)
     tip = page.inner_text('#tip')
     assert tip.startswith('step ') and 'log_run_' in tip and page.is_visible('#tip')
-    width = page.evaluate('CHARTS[1].view.x1 - CHARTS[1].view.x0')
+    width = page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0')
     page.mouse.down()
     page.mouse.move(x + over['width'] * 0.2, y, steps=4)
     page.mouse.up()
-    zoomed = page.evaluate('CHARTS[1].view.x1 - CHARTS[1].view.x0')
+    zoomed = page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0')
     assert 0 < zoomed < width / 3
     page.dblclick('#chart-progress canvas.over')
-    assert page.evaluate('CHARTS[1].view.x1 - CHARTS[1].view.x0') == width
+    assert page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0') == width
 
 
 def test_a_long_curve_is_sent_as_each_stretchs_lowest_and_highest_and_its_last_point(served):
@@ -302,9 +302,9 @@ def test_a_log_carrying_html_shows_it_as_text_and_runs_no_script(page, served):
     row = rows(page)[os.path.basename(served[3]['html'])]
     assert row['status'] == 'failed: <img src=x onerror="window.pwned = 2">'
     assert '<script>window.pwned = 1</script>' in row['config that differs']
-    assert page.evaluate('window.pwned') is None
-    assert page.evaluate('document.querySelectorAll("img").length') == 0
-    assert page.evaluate('document.scripts.length') == 1  # the page's own
+    assert page.evaluate('() => window.pwned') is None
+    assert page.evaluate('() => document.querySelectorAll("img").length') == 0
+    assert page.evaluate('() => document.scripts.length') == 1  # the page's own
 
 
 def test_a_foreign_host_header_is_refused_with_403(served):

@@ -1,0 +1,222 @@
+"""
+How fast, lean and quiet `runs.py serve` is, measured in headless Chromium (Playwright).
+
+    python scripts/bench_serve.py [--logs=400] [--lines=1000000] [--idle=60] [--dir=/tmp/bench_serve]
+
+1. --logs synthetic logs of 200 evaluations each (40 config keys, a step line and 5 progress lines
+   per evaluation; kept in --dir for the next time): the seconds from starting `runs.py serve` to
+   every row and every run's curve on the page (goal 0.75 s), and the bytes of that first load.
+2. One log of --lines lines (mostly progress lines; kept in --dir): the bytes sent for the run,
+   the server's RSS (now and at its peak; goal under 150 MB), and the page's responsiveness: the
+   time to draw it, the longest task the page ran, and the time to redraw on hover.
+3. With the page of 1 open and nothing changing: the server's CPU over --idle seconds (goal 1%).
+4. A step line appended to a log every 0.5 s, 10 times: the time from each write to the page
+   showing it (goal 250 ms).
+"""
+import argparse
+import datetime
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from bench_runs import SimulatedClock, cpu_seconds  # noqa: E402
+
+RUNS_PY = os.path.join(ROOT, 'runs.py')
+CHROMIUM = '/usr/bin/chromium'
+BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                '--disable-sync', '--no-first-run']
+
+
+def write_logs(directory, n, evals=200, per_eval=5):
+    os.makedirs(directory, exist_ok=True)
+    for i in range(n):
+        config = {f'key_{k:02}': k * 1.5 for k in range(36)}
+        config.update(learning_rate=[1e-3, 3e-4, 6e-4][i % 3], n_layer=4 + i % 4, seed=i, out_dir=f'out/run_{i}')
+        lg = SimulatedClock(log_dir=directory, enabled=True).setup(config)
+        lg.clock = datetime.datetime.now()
+        lg.log(f'command: python train.py config/train_shakespeare_char_cpu.py --seed={i}')
+        final, max_iters = 1.8 + (i % 7) / 10, evals * per_eval
+        for step in range(evals):
+            for it in range(step * per_eval, (step + 1) * per_eval):
+                loss = final + 2.4 * 0.995 ** it + 0.05 * ((it * 7919) % 13 - 6) / 6
+                lg.log(f'iter {it}: loss {loss:.4f}, time 61.52ms, 0.0712 TFLOP/s, {it}/{max_iters}, eta 0:00:30')
+                lg.clock += datetime.timedelta(seconds=0.06)
+            val = final + 2.4 * 0.995 ** (step * per_eval)
+            lg.log_step(step * per_eval, val - 0.02, val, lr=0.001, val_bpb=val * 1.44)
+        lg.close()
+
+
+def write_long_log(path, lines, eval_every=1000):
+    """A log of about `lines` lines, as train.py writes with log_interval=1: a progress line per
+    iteration, a step line every eval_every."""
+    directory = os.path.dirname(path)
+    lg = SimulatedClock(log_dir=directory, enabled=True).setup({'max_iters': lines, 'log_interval': 1})
+    lg.clock = datetime.datetime.now() - datetime.timedelta(days=2)
+    for it in range(lines):
+        loss = 1.8 + 2.4 * 0.99999 ** it + 0.05 * ((it * 7919) % 13 - 6) / 6
+        lg.log(f'iter {it}: loss {loss:.4f}, time 61.52ms, mfu 12.34%, {it}/{lines}, eta 1:23:45')
+        if it % eval_every == 0:
+            lg.log_step(it, loss, loss + 0.05, lr=6e-4, val_bpb=loss * 1.44)
+        lg.clock += datetime.timedelta(seconds=0.06)
+    lg.close()
+    os.replace(lg.path, path)
+
+
+def start(paths):
+    proc = subprocess.Popen([sys.executable, RUNS_PY, 'serve', *paths, '--port', '0'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = re.search(r'http://\S+/', proc.stdout.readline()).group()
+    return proc, url
+
+
+def stop(proc):
+    proc.send_signal(2)
+    proc.communicate(timeout=30)
+
+
+def rss_mb(pid):
+    with open(f'/proc/{pid}/status') as f:
+        fields = dict(line.split(':', 1) for line in f)
+    return int(fields['VmRSS'].split()[0]) / 1024, int(fields['VmHWM'].split()[0]) / 1024
+
+
+def fetched_bytes(url):
+    with urllib.request.urlopen(url) as r:
+        return len(r.read())
+
+
+def opened(browser, url, runs):
+    """A page at url, and the seconds until every run has its row and its curves."""
+    page = browser.new_page(viewport={'width': 1300, 'height': 1000})
+    page.goto(url)
+    # functions, not expressions: the page's Content-Security-Policy forbids eval
+    page.wait_for_function('n => document.querySelectorAll("#runs tbody tr").length === n && '
+                           'document.body.dataset.drawn == n', arg=runs, timeout=120000)
+    return page
+
+
+def bench_many(browser, directory, runs, idle):
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        proc, url = start([directory])
+        page = opened(browser, url, runs)
+        times.append(time.perf_counter() - t)
+        size = fetched_bytes(url + 'api/runs')
+        rss = rss_mb(proc.pid)[1]
+        if len(times) < 3:
+            page.close()
+            stop(proc)
+    print(f'{runs} logs of 200 evaluations: every row and curve on the page {min(times):.2f} s after the '
+          f'server started (best of 3; {", ".join(f"{x:.2f}" for x in times)}; goal 0.75 s); '
+          f'first load {size / 1e6:.2f} MB; server peak RSS {rss:.0f} MB')
+    time.sleep(2)  # the page settled
+    before, t = cpu_seconds(proc.pid), time.perf_counter()
+    time.sleep(idle)
+    cpu = cpu_seconds(proc.pid) - before
+    elapsed = time.perf_counter() - t
+    print(f'idle with the page open, {runs} logs: the server used {cpu:.2f} CPU s in {elapsed:.0f} s, '
+          f'{100 * cpu / elapsed:.2f}% of a core (goal < 1%)')
+    page.close()
+    stop(proc)
+    return min(times), cpu / elapsed
+
+
+def bench_long(browser, path):
+    size = os.path.getsize(path)
+    t = time.perf_counter()
+    proc, url = start([path])
+    ready = time.perf_counter() - t
+    page = browser.new_page(viewport={'width': 1300, 'height': 1000})
+    page.add_init_script('window.longest = 0; new PerformanceObserver(l => l.getEntries().forEach('
+                         'e => window.longest = Math.max(window.longest, e.duration))).observe({type: "longtask", buffered: true});')
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function('() => document.body.dataset.drawn == 1', timeout=120000)
+    shown = time.perf_counter() - t
+    run_id = page.evaluate('() => state.order[0]')
+    sent = fetched_bytes(f'{url}api/series?id={run_id}')
+    first_load = fetched_bytes(url + 'api/runs')
+    box = page.query_selector('#chart-progress canvas.over').bounding_box()
+    hover = []
+    for i in range(20):
+        t = time.perf_counter()
+        page.mouse.move(box['x'] + box['width'] * (0.2 + i / 30), box['y'] + box['height'] / 2)
+        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
+        hover.append(time.perf_counter() - t)
+    redraw = page.evaluate('() => { const t = performance.now(); draw(); return performance.now() - t; }')
+    rss, peak = rss_mb(proc.pid)
+    print(f'one log of {size / 1e6:.0f} MB ({sum(1 for _ in open(path, "rb")):,} lines): server ready in {ready:.2f} s, '
+          f'page drawn {shown:.2f} s after; sent for the run {sent / 1e3:.0f} kB (/api/series; the first '
+          f'load /api/runs {first_load / 1e3:.0f} kB; goal < 200 kB); server RSS {rss:.0f} MB, peak {peak:.0f} MB '
+          f'(goal < 150 MB); page: longest task {page.evaluate("() => window.longest"):.0f} ms, '
+          f'redraw of the 4 charts {redraw:.1f} ms, hover to next frame median {statistics.median(hover) * 1000:.0f} ms')
+    page.close()
+    stop(proc)
+    return peak, sent
+
+
+def bench_append(browser, directory, lines=10):
+    lg = SimulatedClock(log_dir=directory, enabled=True).setup({'max_iters': 1000})
+    lg.clock = datetime.datetime.now()
+    lg.log_step(0, 3.0, 3.0)
+    proc, url = start([directory])
+    page = opened(browser, url, 1)
+    name = os.path.basename(lg.path)
+    page.evaluate('''name => { window.shown = {};
+        new MutationObserver(() => { for (const tr of document.querySelectorAll('#runs tbody tr'))
+            if (tr.children[1].textContent === name && !(tr.children[3].textContent in window.shown))
+                window.shown[tr.children[3].textContent] = Date.now() / 1000; })
+        .observe(document.querySelector('#runs tbody'), {subtree: true, childList: true, characterData: true}); }''', name)
+    delays = []
+    for i in range(1, lines + 1):
+        time.sleep(0.5)
+        lg.clock = datetime.datetime.now()
+        written = time.time()
+        lg.log_step(i * 100, 2.0, 2.0)
+        page.wait_for_function('step => window.shown[step] !== undefined', arg=str(i * 100), timeout=10000)
+        delays.append(page.evaluate('step => window.shown[step]', str(i * 100)) - written)
+    lg.close()
+    page.close()
+    stop(proc)
+    print(f'a step line appended: on the page {min(delays) * 1000:.0f} to {max(delays) * 1000:.0f} ms after '
+          f'the write, median {statistics.median(delays) * 1000:.0f} ms ({lines} lines; goal 250 ms)')
+    return max(delays)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[1].strip())
+    parser.add_argument('--logs', type=int, default=400)
+    parser.add_argument('--lines', type=int, default=1000000)
+    parser.add_argument('--idle', type=float, default=60.0)
+    parser.add_argument('--dir', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
+    args = parser.parse_args()
+    many = os.path.join(args.dir, f'{args.logs}_logs')
+    if not os.path.isdir(many):
+        print(f'writing {args.logs} logs to {many} ...', flush=True)
+        write_logs(many, args.logs)
+    long = os.path.join(args.dir, f'log_run_{args.lines}_lines.txt')
+    if not os.path.exists(long):
+        print(f'writing a log of {args.lines} lines to {long} ...', flush=True)
+        write_long_log(long, args.lines)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        seconds, cpu = bench_many(browser, many, args.logs, args.idle)
+        peak, sent = bench_long(browser, long)
+        delay = bench_append(browser, tempfile.mkdtemp())
+        browser.close()
+    met = seconds <= 0.75 and peak < 150 and sent < 200e3 and cpu < 0.01 and delay <= 0.25
+    print(f'summary: many_s={seconds:.2f} long_peak_mb={peak:.0f} long_sent_kb={sent / 1e3:.0f} '
+          f'idle_cpu_pct={cpu * 100:.2f} append_max_ms={delay * 1000:.0f} goals={"met" if met else "missed"}')
+
+
+if __name__ == '__main__':
+    main()
