@@ -8,14 +8,14 @@ const COLUMNS = [  // [the row's field, the header, numeric]
   ['name', 'run'], ['status', 'status'], ['step', 'step', true], ['best_val', 'best val', true],
   ['bpb', 'val_bpb', true], ['duration', 'duration', true], ['eta', 'ETA', true],
   ['started', 'started'], ['differs', 'config that differs']];
-// each chart's lines: [the series part, the y field, line width, dashes, opacity]
+// each chart's lines: [the series part, the y field, its label, line width, dashes, opacity]
 const CHARTS = [
   {id: 'loss', title: 'val loss (solid) and train loss (dashed), at each evaluation', leaveOut: true,
-   lines: [['steps', 'val', 2, [], 1], ['steps', 'train', 1.3, [5, 3], 1]]},
+   lines: [['steps', 'val', 'val', 2, [], 1], ['steps', 'train', 'train', 1.3, [5, 3], 1]]},
   {id: 'progress', title: 'loss of each progress line (faint) and its moving average', leaveOut: true,
-   lines: [['smooth', 'y', 1.6, [], 1], ['progress', 'loss', 1, [], 0.25]]},
-  {id: 'lr', title: 'learning rate', lines: [['steps', 'lr', 1.5, [], 1]]},
-  {id: 'bpb', title: 'val_bpb (bits per byte)', lines: [['steps', 'bpb', 2, [], 1]]}];
+   lines: [['smooth', 'y', 'average', 1.6, [], 1], ['progress', 'loss', 'loss', 1, [], 0.25]]},
+  {id: 'lr', title: 'learning rate', lines: [['steps', 'lr', 'lr', 1.5, [], 1]]},
+  {id: 'bpb', title: 'val_bpb (bits per byte)', lines: [['steps', 'bpb', 'val_bpb', 2, [], 1]]}];
 const LEAVE_OUT = 0.1;  // the loss axis leaves out each chart's first 10% of x, as runs.py's plot
 const MARGIN = {left: 58, right: 14, top: 8, bottom: 26};
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
@@ -263,17 +263,17 @@ function setupCharts() {
   }
 }
 
-// each line of each shown run: {row, xs, ys, width, dash, alpha}
+// each line of each shown run: {row, xs, ys, label, width, dash, alpha}
 function linesOf(chart, rows) {
   const out = [];
   for (const row of rows) {
     const series = state.series.get(row.id);
     if (!series) continue;
-    for (const [part, field, width, dash, alpha] of chart.lines) {
+    for (const [part, field, label, width, dash, alpha] of chart.lines) {
       const data = series[part], ys = data[field];
       if (!ys || !ys.length) continue;
       const xs = state.x === 't' ? data.t : data.it;  // t: seconds since the run started
-      out.push({row, xs, ys, width, dash, alpha});
+      out.push({row, xs, ys, label, width, dash, alpha});
     }
   }
   return out;
@@ -410,8 +410,8 @@ function listen(chart) {
     if (!shown.length) { tip.hidden = true; return; }
     const xname = state.x === 't' ? 'time ' + duration(x) : 'step ' + Math.round(x);
     tip.textContent = [xname].concat(shown.map(p => {
-      const xs = state.x === 't' ? duration(p.line.xs[p.i]) : p.line.xs[p.i];
-      return `${p.line.row.name}  ${Number(p.line.ys[p.i].toPrecision(5))}  (${xs})`;
+      const at = state.x === 't' ? duration(p.line.xs[p.i]) : p.line.xs[p.i];
+      return `${p.line.row.name}  ${p.line.label} ${Number(p.line.ys[p.i].toPrecision(5))} at ${at}`;
     })).join('\n');
     tip.hidden = false;
     tip.style.left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 4) + 'px';

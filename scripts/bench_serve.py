@@ -2,6 +2,7 @@
 How fast, lean and quiet `runs.py serve` is, measured in headless Chromium (Playwright).
 
     python scripts/bench_serve.py [--logs=400] [--lines=1000000] [--idle=60] [--dir=/tmp/bench_serve]
+    python scripts/bench_serve.py --screenshot docs/serve.webp   # the picture in docs/runs.md
 
 1. --logs synthetic logs of 200 evaluations each (40 config keys, a step line and 5 progress lines
    per evaluation; kept in --dir for the next time): the seconds from starting `runs.py serve` to
@@ -191,13 +192,49 @@ def bench_append(browser, directory, lines=10):
     return max(delays)
 
 
+def screenshot(browser, out):
+    """The docs' picture: a page of 6 runs, one still running, two of them selected."""
+    directory = tempfile.mkdtemp()
+    write_logs(directory, 5, evals=40)
+    config = {f'key_{k:02}': k * 1.5 for k in range(36)}
+    config.update(learning_rate=3e-3, n_layer=6, seed=5, out_dir='out/run_5', max_iters=400)
+    lg = SimulatedClock(log_dir=directory, enabled=True).setup(config)
+    lg.clock = datetime.datetime.now()  # its lines run ahead of the clock: a run 5 minutes in
+    for it in range(240):
+        loss = 1.7 + 2.4 * 0.99 ** it
+        eta = (400 - it) * 1.2
+        lg.log(f'iter {it}: loss {loss:.4f}, time 1200ms, {it}/400, eta 0:{eta // 60:02.0f}:{eta % 60:02.0f}')
+        if it % 5 == 0:
+            lg.log_step(it, loss - 0.02, loss, lr=0.003, val_bpb=loss * 1.44)
+        lg.clock += datetime.timedelta(seconds=1.2)
+    proc, url = start([directory])
+    page = opened(browser, url, 6)
+    for box in page.query_selector_all('#runs tbody input[type=checkbox]')[1::4]:
+        box.check()
+    box = page.query_selector('#chart-progress canvas.over').bounding_box()
+    page.mouse.move(box['x'] + box['width'] * 0.4, box['y'] + box['height'] * 0.45)
+    png = os.path.join(directory, 'shot.png')
+    page.screenshot(path=png, full_page=True)
+    from PIL import Image
+    Image.open(png).convert('RGB').save(out, quality=80, method=6)
+    lg.close()
+    stop(proc)
+    print(f'wrote {out} ({os.path.getsize(out) / 1e3:.0f} kB)')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[1].strip())
     parser.add_argument('--logs', type=int, default=400)
     parser.add_argument('--lines', type=int, default=1000000)
     parser.add_argument('--idle', type=float, default=60.0)
     parser.add_argument('--dir', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
+    parser.add_argument('--screenshot', metavar='IMAGE', help="only take the docs' screenshot (.webp)")
     args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+    if args.screenshot:
+        with sync_playwright() as playwright:
+            screenshot(playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS), args.screenshot)
+        return
     many = os.path.join(args.dir, f'{args.logs}_logs')
     if not os.path.isdir(many):
         print(f'writing {args.logs} logs to {many} ...', flush=True)
@@ -206,7 +243,6 @@ def main():
     if not os.path.exists(long):
         print(f'writing a log of {args.lines} lines to {long} ...', flush=True)
         write_long_log(long, args.lines)
-    from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         seconds, cpu = bench_many(browser, many, args.logs, args.idle)
