@@ -108,12 +108,15 @@ class Log:
             step.text = ''  # the line as logged: nothing here shows it, and a long log has many
         self.steps_seen = len(self.run.steps)
         messages = self.run.messages
+        when, stamp = None, 0.0
         for m in messages[self.seen:]:
             if m.text[:5] == 'iter ':
                 point = progress_point(m)
                 if point and math.isfinite(point[2]):  # as runs.curves: a nan loss is no point
+                    if point[0] is not when:  # the reader shares one datetime among a second's lines
+                        when, stamp = point[0], point[0].timestamp()
                     self.iters.append(point[1])
-                    self.times.append(point[0].timestamp())
+                    self.times.append(stamp)
                     self.losses.append(point[2])
                     self.last_progress = m.text
         if not self.notes_done:
@@ -211,8 +214,6 @@ class Row:
         if before[:-1] != now[:-1] or now[-1][0] - before[-1][0] > LIVE_POINTS:
             return 'stale'  # an earlier attempt changed, or too much came at once
         log, (n, k) = self.logs[-1], before[-1]
-        if len(self.logs) > 1 and self.chain.resumed_at[-1] is not None and k == 0 and n == 0:
-            return 'stale'  # the resumed attempt's first points cut the earlier curve
         t0 = self.chain.started.timestamp()
         return {'steps': step_columns(log.run.steps[k:], t0),
                 'progress': {'it': list(log.iters[n:]), 't': [round(t - t0) for t in log.times[n:]],
@@ -288,6 +289,7 @@ class Index:
         self.paths = paths
         self.dirs = {p: None for p in paths if os.path.isdir(p)}  # directory: its mtime when listed
         self.logs = {}       # path: Log
+        self.found = set()   # their real paths
         self.rows = {}       # id: Row
         self.order = []      # the rows' ids, oldest first
         self.keys = []       # the config keys that differ between the runs
@@ -320,7 +322,11 @@ class Index:
                     pass
         new = False
         for path in found:
-            if path not in self.logs:
+            if path in self.logs:
+                continue
+            real = os.path.realpath(path)
+            if real not in self.found:  # a log named twice (itself and its directory) is read once
+                self.found.add(real)
                 self.logs[path] = Log(path)
                 new = True
         return new

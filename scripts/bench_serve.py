@@ -18,6 +18,7 @@ import argparse
 import datetime
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -70,15 +71,21 @@ def write_long_log(path, lines, eval_every=1000):
     os.replace(lg.path, path)
 
 
+STARTED = []  # the servers started, stopped at exit whatever happens
+
+
 def start(paths):
+    # SIGINT as in a terminal: a shell's background job (`bench_serve.py &`) would pass it on ignored
     proc = subprocess.Popen([sys.executable, RUNS_PY, 'serve', *paths, '--port', '0'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    STARTED.append(proc)
     url = re.search(r'http://\S+/', proc.stdout.readline()).group()
     return proc, url
 
 
 def stop(proc):
-    proc.send_signal(2)
+    proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
 
 
@@ -255,4 +262,9 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()

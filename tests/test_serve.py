@@ -59,8 +59,10 @@ def now():
 
 def start_serve(*args):
     """`python runs.py serve ARGS --port 0`; returns the process and the URL it printed."""
+    # SIGINT as in a terminal, even where pytest runs as a shell's background job, which ignores it
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'serve', *map(str, args), '--port', '0'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stdout.readline()
     m = re.search(r'http://[^/\s]+/', line)
     assert m, (line, proc.poll() is not None and proc.stderr.read())
@@ -97,7 +99,7 @@ def served(tmp_path_factory):
     write(paths['many'], body + '=' * 80 + '\nTraining run ended' + footer)
     proc, url = start_serve(logs)
     yield logs, scratch, url, paths
-    proc.send_signal(signal.SIGINT)
+    proc.kill()
     proc.communicate(timeout=30)
 
 
