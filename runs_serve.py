@@ -332,8 +332,8 @@ class Index:
         return new
 
     def rebuild(self):
-        """Rows from the logs, as runs.py's table has them. Returns the rows whose logs changed
-        shape (a new run, a new attempt) and so need a reload."""
+        """Rows from the logs, as runs.py's table has them. True if they changed shape (a new run,
+        a new attempt, other differing keys): then the pages load them again."""
         started = sorted((log.run for log in self.logs.values() if log.run.started and not log.not_log),
                          key=lambda r: (r.started, r.path))  # load_runs' order
         chains = runs.join_resumed(started) if started else []
@@ -351,7 +351,12 @@ class Index:
         return reshaped
 
     def look(self, now):
-        """One look at the logs; publishes what changed."""
+        """One look at the logs; publishes what changed. The pages' requests wait meanwhile: what
+        they get and what they have been sent must agree."""
+        with self.changed:
+            self._look(now)
+
+    def _look(self, now):
         new = self.find()
         ended_look = now - self.last_ended_look >= POLL_ENDED
         if ended_look:
@@ -366,40 +371,41 @@ class Index:
                 reset |= what == 'reset'
         if not (changed or new or ended_look):
             return
-        with self.changed:
-            reshaped = bool(changed or new) and self.rebuild() or reset  # else only the live rows' state
-            update = {'rows': [], 'points': {}, 'stale': []}
-            for rid in self.order:
-                row = self.rows[rid]
-                touched = any(log.id in changed for log in row.logs)
-                live = not row.logs[-1].ended()
-                if not (touched or (ended_look and live)):
-                    continue
-                cells = row.cells(self.colours[rid], self.keys)
-                if cells != row.last_cells:
-                    row.last_cells = cells
-                    update['rows'].append(cells)
-                points = row.new_points()
-                if points == 'stale':
-                    update['stale'].append(rid)
-                elif points:
-                    update['points'][rid] = points
-            if reshaped:
-                update = {'reload': True}
-            elif not (update['rows'] or update['points'] or update['stale']):
-                return
-            self.version += 1
-            update['v'] = self.version
-            self.history.append((self.version, json.dumps(update, allow_nan=False)))
-            self.changed.notify_all()
+        reshaped = bool(changed or new) and self.rebuild() or reset  # else only the live rows' state
+        update = {'rows': [], 'points': {}, 'stale': []}
+        for rid in self.order:
+            row = self.rows[rid]
+            touched = any(log.id in changed for log in row.logs)
+            if not (touched or (ended_look and not row.logs[-1].ended())):
+                continue
+            cells = row.cells(self.colours[rid], self.keys)
+            if cells != row.last_cells:
+                row.last_cells = cells
+                update['rows'].append(cells)
+            points = row.new_points()
+            if points == 'stale':
+                update['stale'].append(rid)
+            elif points:
+                update['points'][rid] = points
+        if reshaped:
+            update = {'reload': True}
+        elif not (update['rows'] or update['points'] or update['stale']):
+            return
+        self.version += 1
+        update['v'] = self.version
+        self.history.append((self.version, json.dumps(update, allow_nan=False)))
+        self.changed.notify_all()
 
     def watch(self):
+        said = None
         while True:
             time.sleep(POLL)
             try:
                 self.look(time.time())
-            except Exception as e:  # one odd file must not end the watching; say it once
-                runs.warn(f'serve: {type(e).__name__}: {e}')
+            except Exception as e:  # one odd file must not end the watching; say each fault once
+                if str(e) != said:
+                    said = str(e)
+                    runs.warn(f'serve: {type(e).__name__}: {e}')
 
     def snapshot(self, smooth):
         """Everything the page shows, for its first load and after a reload."""
@@ -530,8 +536,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for name, value in HEADERS.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != 'HEAD':
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def json(self, value):
         self.reply(200, 'application/json', json.dumps(value, allow_nan=False, separators=(',', ':')).encode())
@@ -556,9 +561,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the page closed the stream (a hidden tab, a closed one)
             pass
 
-    def do_HEAD(self):
-        self.do_GET()
-
     def log_message(self, format, *args):  # a line per request would bury the URL
         pass
 
@@ -573,6 +575,10 @@ def smooth_of(query):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True  # an open stream does not hold the exit
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):  # a page closed while answered is no error
+            super().handle_error(request, client_address)
 
 
 class Server6(Server):
