@@ -25,11 +25,13 @@ BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networkin
 WAIT = 5000  # ms that a test waits for the page to show a change (the bench measures how soon it does)
 
 
-def log_text(scratch, config, vals, status='completed', first=0):
-    """A log as the real TrainingLogger writes it: a step line per val loss, 100 iterations apart,
-    and progress lines between; with status None, no footer (still running, or killed)."""
+def log_text(scratch, config, vals, status='completed', first=0, messages=()):
+    """A log as the real TrainingLogger writes it: a step line per val loss, 100 iterations apart
+    from `first`, and progress lines between; with status None, no footer (still running, or killed)."""
     lg = TrainingLogger(log_dir=str(scratch), enabled=True).setup(config)
     lg.log('command: train.py config/train_shakespeare_char.py')
+    for message in messages:
+        lg.log(message)
     for i, val in enumerate(vals):
         at = first + i * 100
         lg.log_step(at, val + 0.05, val, lr=6e-4 * (1 - i / 20), val_bpb=val * 1.44)
@@ -87,9 +89,15 @@ def served(tmp_path_factory):
              'failed: <img src=x onerror="window.pwned = 2">'),
             ('half', {'lr': 7e-3}, [2.2], None), ('other', {'lr': 8e-3}, [2.3], None),
             ('replaced', {'lr': 9e-3}, [2.4], None), ('truncated', {'lr': 1e-2}, [2.1, 2.0], None),
-            ('hidden', {'lr': 2e-2}, [1.9], None), ('many', {'lr': 3e-2}, [], 'completed')]
+            ('hidden', {'lr': 2e-2}, [1.9], None), ('many', {'lr': 3e-2}, [], 'completed'),
+            ('killed_first', {'lr': 4e-2}, [3.0, 2.0, 1.8], None)]
     for i, (role, config, vals, status) in enumerate(made):
         paths[role] = write(logs / f'log_run_20261206_1000{i:02}.txt', log_text(scratch, config, vals, status))
+    age(paths['killed_first'], 600)
+    # resumed from killed_first's checkpoint at iteration 100: one run with it
+    note = f'continues {os.path.basename(paths["killed_first"])} at iter 100'
+    paths['resumed'] = write(logs / 'log_run_20261206_100100.txt', log_text(
+        scratch, {'lr': 4e-2, 'init_from': 'resume'}, [1.95, 1.7], first=100, messages=[note]))
     age(paths['killed'], 600)  # quiet for 10 minutes: far longer than its gaps between lines
     # many progress lines, to be downsampled
     text = log_text(scratch, {'lr': 3e-2}, [], 'completed')
@@ -163,7 +171,7 @@ def get(url, path, host=None):
 def test_each_run_is_a_row_with_its_status_and_why_it_failed(page, served):
     shown = rows(page)
     paths = served[3]
-    assert len(shown) == len(paths)
+    assert len(shown) == len(paths) - 1  # a resumed run is a row with the run it continues
     expect = {'completed': ('completed', '2.5000', '280'), 'failed': ('failed: ValueError: boom', '3.1000', '80'),
               'interrupted': ('interrupted', '-', '-'), 'running': ('running', '2.8000', '180'),
               'killed': ('killed', '2.4500', '180')}
@@ -196,6 +204,19 @@ def test_the_table_filters_by_regex_sorts_by_a_column_and_compares_the_selected_
     page.click('#clear')
     page.fill('#filter', '')
     assert page.is_hidden('#compare')
+
+
+def test_a_resumed_run_is_one_row_named_as_runs_py_names_it_and_one_curve(page, served):
+    url, first, resumed = served[2], served[3]['killed_first'], served[3]['resumed']
+    summary = subprocess.run([sys.executable, os.path.join(ROOT, 'runs.py'), first, resumed], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, 'COLUMNS': '250'})
+    name = re.split(r'\s{2,}', summary.stdout.splitlines()[1])[0]
+    assert name in rows(page) and rows(page)[name]['best val'] == '1.7000'
+    row = next(r for r in json.loads(get(url, '/api/runs')[2])['rows'] if r['name'] == name)
+    series = json.loads(get(url, f'/api/series?id={row["id"]}')[2])
+    # the first attempt's points up to iteration 100, then the resumed attempt's
+    assert series['steps']['val'] == [3.0, 1.95, 1.7]
+    assert series['progress']['it'] == list(range(0, 100, 20)) + list(range(100, 300, 20))
 
 
 # --------------------------------------------------------------------------- live
