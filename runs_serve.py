@@ -141,6 +141,7 @@ class Row:
         self.id = self.logs[-1].id
         self.sent = [(len(log.iters), len(log.run.steps)) for log in self.logs]  # points the page has
         self.last_cells = None  # the cells the page has
+        self.config = None      # the config as text, and how many keys it had then
 
     def progress(self):
         """(iters, times, losses) of the whole run: a resumed attempt's points replace the earlier
@@ -162,13 +163,15 @@ class Row:
         last = chain.attempts[-1]
         state = cells['status']
         iters = [s.iter for s in chain.steps[-1:]] + list(self.logs[-1].iters[-1:])
+        if self.config is None or self.config[1] != len(chain.config):  # fixed once the header is read
+            self.config = runs.config_text(chain, sorted(chain.config)), len(chain.config)
         return {'id': self.id, 'name': cells['run'], 'colour': colour, 'started': cells['started'],
                 't0': chain.started.timestamp(), 'duration': cells['duration'], 'status': state,
                 'why': last.status if last.status not in (None, state) else '',
                 'step': max(iters) if iters else None, 'evals': int(cells['steps']),
                 'best_val': none_if_dash(cells['best val']), 'bpb': none_if_dash(runs.loss_text(runs.best_bpb(chain))),
                 'eta_at': self.eta_at() if state == 'running' else None,
-                'config': runs.config_text(chain, sorted(chain.config)),
+                'config': self.config[0],
                 'differs': {k: format_value(chain.config[k]) for k in keys if k in chain.config}}
 
     def eta_at(self):
@@ -266,18 +269,18 @@ def envelope(ys, buckets):
 
 
 def ema(ys, weight, count):
-    """runs.smoothed over an array, kept at about count points (and the last): [(index, average)],
-    and [average, bias] after the last point, from which the page goes on with new points."""
-    n, average, bias = len(ys), 0.0, 1.0
+    """runs.smoothed over an array, kept at about count points, the last among them: [(index,
+    average)], and [average, bias] after the last point, from which the page goes on with new points."""
+    n, average, rest = len(ys), 0.0, 1 - weight
     if not weight or not n:
         return [], None
     stride, out = max(1, math.ceil(n / count)), []
-    for i, y in enumerate(ys):
-        average = weight * average + (1 - weight) * y
-        bias *= weight
-        if i % stride == 0 or i == n - 1:
-            out.append((i, average / (1 - bias)))
-    return out, [average, bias]
+    for end in range(stride, n + stride, stride):
+        for y in ys[end - stride:end]:  # the bare loop: most of a first load's time was here
+            average = weight * average + rest * y
+        i = min(end, n) - 1
+        out.append((i, average / (1 - weight ** (i + 1))))
+    return out, [average, weight ** n]
 
 
 # ---------------------------------------------------------------------- the index of every log
@@ -341,7 +344,7 @@ class Index:
         for row in rows:
             old = self.rows.get(row.id)
             if old is not None and [l.id for l in old.logs] == [l.id for l in row.logs]:
-                row.sent, row.last_cells = old.sent, old.last_cells
+                row.sent, row.last_cells, row.config = old.sent, old.last_cells, old.config
         self.rows = {row.id: row for row in rows}
         self.order = [row.id for row in rows]
         self.keys = runs.differing_keys(chains)
