@@ -598,9 +598,6 @@ def host_names(host, port):
 
 def serve(paths, host=None, port=8765):
     bind = host or '127.0.0.1'
-    if host:
-        runs.warn(f'--host {host}: anyone who can reach this machine on port {port} can read these logs; '
-                  'an SSH tunnel keeps them to you (see docs/runs.md)')
     try:
         index = Index(paths)
         with open(os.path.join(HERE, 'runs_serve.js'), 'rb') as f:
@@ -611,6 +608,9 @@ def serve(paths, host=None, port=8765):
         except OSError as e:
             runs.fail(f'cannot serve on {bind}:{port}: {e.strerror or e}')
         port = server.server_address[1]
+        if host:
+            runs.warn(f'--host {host}: whoever can reach it on port {port} can read these logs; '
+                      'an SSH tunnel to 127.0.0.1 keeps them to you (see docs/runs.md)')
         Handler.allowed = host_names(host, port)
         threading.Thread(target=index.watch, daemon=True).start()
         shown = f'[{bind}]' if ':' in bind and not bind.startswith('[') else bind
