@@ -273,17 +273,29 @@ def test_a_hidden_tab_stops_its_stream_and_catches_up_when_shown(page, served):
 
 # --------------------------------------------------------------------------- the charts
 
-def test_the_charts_draw_every_run_hover_reads_values_and_a_drag_zooms(page, served):
+def chart_colours(page, chart):
+    """The colours of the pixels of a chart's canvas, as #rrggbb."""
+    return set(page.evaluate('''chart => {
+        const c = document.querySelector(`#chart-${chart} canvas`), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4) seen.add('#' + [d[i], d[i+1], d[i+2]].map(v => v.toString(16).padStart(2, '0')).join(''));
+        return [...seen]; }''', chart))
+
+
+def test_the_charts_draw_every_run_and_the_selected_on_top_hover_reads_values_and_a_drag_zooms(page, served):
     drawn = int(page.evaluate('() => document.body.dataset.drawn'))
     with_points = [r for r in rows(page).values() if r['step'] != '-']
     assert drawn == len(with_points)
-    # the loss chart holds the runs' colours
-    colours = page.evaluate('''() => {
-        const c = document.querySelector('#chart-loss canvas'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        const seen = new Set();
-        for (let i = 0; i < d.length; i += 4) seen.add('#' + [d[i], d[i+1], d[i+2]].map(v => v.toString(16).padStart(2, '0')).join(''));
-        return [...seen]; }''')
-    assert len(set(page.evaluate('() => [...state.rows.values()].map(r => r.colour)')) & set(colours)) >= 5
+    colour = dict(page.evaluate('() => [...state.rows.values()].map(r => [r.name, r.colour])'))
+    assert len(set(colour.values()) & chart_colours(page, 'loss')) >= 5
+    # one run selected: its curves drawn whole, the others faint
+    picked, other = (os.path.basename(served[3][r]) for r in ('completed', 'failed'))
+    page.check(f'#runs tbody tr:has(td:text-is("{picked}")) input')
+    page.wait_for_function('() => state.selected.size === 1', timeout=WAIT)
+    page.evaluate('() => draw()')
+    shown = chart_colours(page, 'loss')
+    assert colour[picked] in shown and colour[other] not in shown
+    page.click('#clear')
     over = page.query_selector('#chart-progress canvas.over').bounding_box()
     x, y = over['x'] + over['width'] * 0.5, over['y'] + over['height'] * 0.5
     page.mouse.move(x, y)
@@ -297,6 +309,15 @@ def test_the_charts_draw_every_run_hover_reads_values_and_a_drag_zooms(page, ser
     assert 0 < zoomed < width / 3
     page.dblclick('#chart-progress canvas.over')
     assert page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0') == width
+    # x by time since each run started; y on a log scale
+    page.select_option('#x', 't')
+    page.select_option('#y', 'log')
+    page.evaluate('() => draw()')
+    view = page.evaluate('() => [CHARTS[1].view.x1, CHARTS[1].view.y0, CHARTS[1].view.y1]')
+    longest = max(max(s['progress']['t'] or [0]) for s in page.evaluate('() => [...state.series.values()]'))
+    assert view[0] == longest and -1 < view[1] < view[2] < 1  # log10 of losses between 0.1 and 10
+    page.select_option('#x', 'it')
+    page.select_option('#y', 'linear')
 
 
 def test_a_long_curve_is_sent_as_each_stretchs_lowest_and_highest_and_its_last_point(served):
