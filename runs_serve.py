@@ -51,10 +51,12 @@ LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 # ---------------------------------------------------------------------- one log, read as it grows
 
 class Log:
+    """One log file, read with logger.LogReader as runs.py follow reads it: from the offset where
+    the last read ended. Its id (from the real path) is how the page names it."""
+
     def __init__(self, path):
         self.path = path
         self.id = hashlib.sha1(os.path.realpath(path).encode('utf-8', 'surrogateescape')).hexdigest()[:12]
-        self.ended_look = 0.0  # when a finished log was last looked at
         self.not_log = False
         self.reset()
 
@@ -169,7 +171,8 @@ class Row:
                 't0': chain.started.timestamp(), 'duration': cells['duration'], 'status': state,
                 'why': last.status if last.status not in (None, state) else '',
                 'step': max(iters) if iters else None, 'evals': int(cells['steps']),
-                'best_val': none_if_dash(cells['best val']), 'bpb': none_if_dash(runs.loss_text(runs.best_bpb(chain))),
+                'best_val': none_if_dash(cells['best val']),
+                'bpb': none_if_dash(runs.loss_text(runs.best_bpb(chain))),
                 'eta_at': self.eta_at() if state == 'running' else None,
                 'config': self.config[0],
                 'differs': {k: format_value(chain.config[k]) for k in keys if k in chain.config}}
@@ -497,7 +500,8 @@ tr.sel { background: #ddf4ff; }
        padding: 4px 7px; font-size: 12px; white-space: pre; box-shadow: 0 2px 6px rgba(0,0,0,.15); }
 '''
 
-HEADERS = {'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+HEADERS = {'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                                      "form-action 'none'",
            'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store'}
 
 

@@ -163,11 +163,13 @@ def bench_long(browser, path):
         hover.append(time.perf_counter() - t)
     redraw = page.evaluate('() => { const t = performance.now(); draw(); return performance.now() - t; }')
     rss, peak = rss_mb(proc.pid)
-    print(f'one log of {size / 1e6:.0f} MB ({sum(1 for _ in open(path, "rb")):,} lines): server ready in {ready:.2f} s, '
+    lines = sum(1 for _ in open(path, 'rb'))
+    print(f'one log of {size / 1e6:.0f} MB ({lines:,} lines): server ready in {ready:.2f} s, '
           f'page drawn {shown:.2f} s after; sent for the run {sent / 1e3:.0f} kB (/api/series; the first '
           f'load /api/runs {first_load / 1e3:.0f} kB; goal < 200 kB); server RSS {rss:.0f} MB, peak {peak:.0f} MB '
-          f'(goal < 150 MB); page: longest task {page.evaluate("() => window.longest"):.0f} ms (0: none over 50 ms), '
-          f'redraw of the 4 charts {redraw:.1f} ms, hover to next frame median {statistics.median(hover) * 1000:.0f} ms')
+          f'(goal < 150 MB); page: longest task {page.evaluate("() => window.longest"):.0f} ms '
+          f'(0: none over 50 ms), redraw of the 4 charts {redraw:.1f} ms, hover to next frame median '
+          f'{statistics.median(hover) * 1000:.0f} ms')
     page.close()
     stop(proc)
     return peak, sent

@@ -62,8 +62,8 @@ def now():
 def start_serve(*args):
     """`python runs.py serve ARGS --port 0`; returns the process and the URL it printed."""
     # SIGINT as in a terminal, even where pytest runs as a shell's background job, which ignores it
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'runs.py'), 'serve', *map(str, args), '--port', '0'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    command = [sys.executable, os.path.join(ROOT, 'runs.py'), 'serve', *map(str, args), '--port', '0']
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stdout.readline()
     m = re.search(r'http://[^/\s]+/', line)
@@ -354,7 +354,8 @@ def test_a_log_carrying_html_shows_it_as_text_and_runs_no_script(page, served):
 def test_a_foreign_host_header_is_refused_with_403(served):
     url = served[2]
     port = url.rsplit(':', 1)[1].strip('/')
-    for host in ('evil.example', f'evil.example:{port}', f'127.0.0.1.evil.example:{port}', f'localhost:{int(port) + 1}'):
+    for host in ('evil.example', f'evil.example:{port}', f'127.0.0.1.evil.example:{port}',
+                 f'localhost:{int(port) + 1}'):
         status, headers, body = get(url, '/api/runs', host=host)
         assert status == 403 and b'log_run_' not in body, host
     for host in (f'127.0.0.1:{port}', f'localhost:{port}', 'localhost'):
