@@ -60,7 +60,7 @@ def write_long_log(path, lines, eval_every=1000):
     iteration, a step line every eval_every."""
     directory = os.path.dirname(path)
     lg = SimulatedClock(log_dir=directory, enabled=True).setup({'max_iters': lines, 'log_interval': 1})
-    lg.clock = datetime.datetime.now() - datetime.timedelta(days=2)
+    lg.clock = datetime.datetime.now()
     for it in range(lines):
         loss = 1.8 + 2.4 * 0.99999 ** it + 0.05 * ((it * 7919) % 13 - 6) / 6
         lg.log(f'iter {it}: loss {loss:.4f}, time 61.52ms, mfu 12.34%')
