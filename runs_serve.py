@@ -17,6 +17,7 @@ Standard library only.
 """
 import codecs
 import collections
+import gc
 import hashlib
 import http.server
 import json
@@ -304,6 +305,7 @@ class Index:
         self.history = collections.deque(maxlen=HISTORY)  # (version, the update as JSON)
         self.changed = threading.Condition()
         self.last_ended_look = 0.0
+        self.live = []
         self.find()
         for log in self.logs.values():
             log.look()
@@ -367,9 +369,11 @@ class Index:
         ended_look = now - self.last_ended_look >= POLL_ENDED
         if ended_look:
             self.last_ended_look = now
+        if ended_look or new:  # the logs to look at every POLL: those still being written
+            self.live = [log for log in self.logs.values() if not log.ended()]
         changed, reset = set(), False
-        for log in list(self.logs.values()):
-            if log.not_log or (log.ended() and not ended_look):
+        for log in list(self.logs.values()) if ended_look else self.live:
+            if log.not_log:
                 continue
             what = log.look()
             if what:
@@ -604,6 +608,7 @@ def serve(paths, host=None, port=8765):
     bind = host or '127.0.0.1'
     try:
         index = Index(paths)
+        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
         with open(os.path.join(HERE, 'runs_serve.js'), 'rb') as f:
             Handler.script = f.read()
         Handler.index = index
