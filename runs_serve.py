@@ -306,10 +306,16 @@ class Index:
         self.changed = threading.Condition()
         self.last_ended_look = 0.0
         self.live = []
-        self.find()
-        for log in self.logs.values():
-            log.look()
-        self.rebuild()
+        self.ready = threading.Event()  # set once every log has been read: the pages wait for it
+
+    def read(self):
+        """Read every log there is now."""
+        with self.changed:
+            self.find()
+            for log in self.logs.values():
+                log.look()
+            self.rebuild()
+        self.ready.set()
 
     def find(self):
         """Add the logs that the paths name now; a directory is listed again only when its mtime moved."""
@@ -407,6 +413,7 @@ class Index:
         self.changed.notify_all()
 
     def watch(self):
+        """Look at the logs every POLL seconds, for ever."""
         said = None
         while True:
             time.sleep(POLL)
@@ -528,6 +535,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, 'text/css; charset=utf-8', CSS.encode())
         if url.path == '/favicon.ico':  # none: said without a 404 in the console
             return self.reply(204, 'text/plain', b'')
+        self.index.ready.wait()  # the page itself is sent while the logs are being read
         smooth = smooth_of(query)
         if smooth is None:
             return self.reply(400, 'text/plain', b'smooth: a number in [0, 1)\n')
@@ -607,11 +615,9 @@ def host_names(host, port):
 def serve(paths, host=None, port=8765):
     bind = host or '127.0.0.1'
     try:
-        index = Index(paths)
-        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
+        index = Handler.index = Index(paths)
         with open(os.path.join(HERE, 'runs_serve.js'), 'rb') as f:
             Handler.script = f.read()
-        Handler.index = index
         try:
             server = (Server6 if ':' in bind.strip('[]') else Server)((bind.strip('[]'), port), Handler)
         except OSError as e:
@@ -621,12 +627,15 @@ def serve(paths, host=None, port=8765):
             runs.warn(f'--host {host}: whoever can reach it on port {port} can read these logs; '
                       'an SSH tunnel to 127.0.0.1 keeps them to you (see docs/runs.md)')
         Handler.allowed = host_names(host, port)
-        threading.Thread(target=index.watch, daemon=True).start()
+        # serving from now on, while the logs are read: the page loads meanwhile
+        threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 1.0}, daemon=True).start()
         shown = f'[{bind}]' if ':' in bind and not bind.startswith('[') else bind
+        print(f'serving {" ".join(paths)} at http://{shown}:{port}/ (Ctrl-C to stop)', flush=True)
+        index.read()
         n = len(index.order)
-        print(f'serving {n} run{"s" * (n != 1)} from {" ".join(paths)} at http://{shown}:{port}/ '
-              '(Ctrl-C to stop)', flush=True)
-        server.serve_forever(poll_interval=1.0)
+        print(f'{n} run{"s" * (n != 1)} read; watching for more', flush=True)
+        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
+        index.watch()
     except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error
         print('stopped', flush=True)
     return 0
