@@ -171,7 +171,7 @@ def get(url, path, host=None):
 def test_each_run_is_a_row_with_its_status_and_why_it_failed(page, served):
     shown = rows(page)
     paths = served[3]
-    assert {os.path.basename(paths[role]) for role in paths if role != 'resumed'} <= set(shown)
+    assert {os.path.basename(paths[role]) for role in paths if role not in ('killed_first', 'resumed')} <= set(shown)
     expect = {'completed': ('completed', '2.5000', '280'), 'failed': ('failed: ValueError: boom', '3.1000', '80'),
               'interrupted': ('interrupted', '-', '-'), 'running': ('running', '2.8000', '180'),
               'killed': ('killed', '2.4500', '180')}
