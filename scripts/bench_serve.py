@@ -3,6 +3,7 @@ How fast, lean and quiet `runs.py serve` is, measured in headless Chromium (Play
 
     python scripts/bench_serve.py [--logs=400] [--lines=1000000] [--idle=60] [--dir=/tmp/bench_serve]
     python scripts/bench_serve.py --screenshot docs/serve.webp   # the picture in docs/runs.md
+    python scripts/bench_serve.py --plotly plotly.min.js         # the curves of 1 by plotly.js instead
 
 1. --logs synthetic logs of 200 evaluations each (40 config keys, a step line and 5 progress lines
    per evaluation; kept in --dir for the next time): the seconds from starting `runs.py serve` to
@@ -16,8 +17,11 @@ How fast, lean and quiet `runs.py serve` is, measured in headless Chromium (Play
 """
 import argparse
 import datetime
+import functools
+import http.server
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -104,13 +108,13 @@ def fetched_bytes(url):
         return len(r.read())
 
 
-def opened(browser, url, runs):
-    """A page at url, and the seconds until every run has its row and its curves."""
+def opened(browser, url, runs, table=True):
+    """A page at url, once every run has its row (unless not table) and its curves."""
     page = browser.new_page(viewport={'width': 1300, 'height': 1000})
     page.goto(url)
     # functions, not expressions: the page's Content-Security-Policy forbids eval
-    page.wait_for_function('n => document.querySelectorAll("#runs tbody tr").length === n && '
-                           'document.body.dataset.drawn == n', arg=runs, timeout=120000)
+    page.wait_for_function('([n, table]) => (!table || document.querySelectorAll("#runs tbody tr").length === n) && '
+                           'document.body.dataset.drawn == n', arg=[runs, table], timeout=120000)
     return page
 
 
@@ -210,6 +214,45 @@ def bench_append(browser, directory, lines=10):
     return max(delays)
 
 
+PLOTLY_PAGE = '''<!DOCTYPE html><html><body><div id="a"></div><div id="b"></div><div id="c"></div><div id="d"></div>
+<script src="plotly.min.js"></script><script>
+fetch('runs.json').then(r => r.json()).then(async d => {
+  const colour = Object.fromEntries(d.rows.map(r => [r.id, r.colour]));
+  const traces = lines => d.series.flatMap(s => lines(s).map(([x, y, opacity]) => ({x, y, mode: 'lines',
+    line: {color: colour[s.id], width: 1}, opacity: opacity || 1, showlegend: false})));
+  const size = {width: 620, height: 300};
+  await Plotly.newPlot('a', traces(s => [[s.steps.it, s.steps.val], [s.steps.it, s.steps.train]]), size);
+  await Plotly.newPlot('b', traces(s => [[s.progress.it, s.progress.loss, 0.25], [s.smooth.it, s.smooth.y]]), size);
+  await Plotly.newPlot('c', traces(s => [[s.steps.it, s.steps.lr]]), size);
+  await Plotly.newPlot('d', traces(s => [[s.steps.it, s.steps.bpb]]), size);
+  document.body.dataset.drawn = d.rows.length;
+});
+</script></body></html>'''
+
+
+def bench_plotly(browser, directory, runs, plotly_js):
+    """The same page's curves drawn by plotly.js (plotly's wheel ships plotly.min.js) from the same
+    data, saved beforehand: the choice between it and drawing by hand on canvas."""
+    proc, url, _ = start([directory])
+    folder = tempfile.mkdtemp()
+    with open(os.path.join(folder, 'runs.json'), 'wb') as f:
+        f.write(urllib.request.urlopen(url + 'api/runs').read())
+    with open(os.path.join(folder, 'page.html'), 'w') as f:
+        f.write(PLOTLY_PAGE)
+    shutil.copy(plotly_js, os.path.join(folder, 'plotly.min.js'))
+    quiet = type('Quiet', (http.server.SimpleHTTPRequestHandler,), {'log_message': lambda *args: None})
+    files = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(quiet, directory=folder))
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    for name, address in [('plotly.js', f'http://127.0.0.1:{files.server_address[1]}/page.html'),
+                          ('canvas (runs.py serve, already started)', url)]:
+        t = time.perf_counter()
+        page = opened(browser, address, runs, table=name != 'plotly.js')
+        print(f'{name}: {runs} runs drawn {time.perf_counter() - t:.2f} s after opening the page')
+        page.close()
+    files.shutdown()
+    stop(proc)
+
+
 def screenshot(browser, out):
     """The docs' picture: a page of 6 runs, one still running, two of them selected."""
     directory = tempfile.mkdtemp()
@@ -247,11 +290,17 @@ def main():
     parser.add_argument('--idle', type=float, default=60.0)
     parser.add_argument('--dir', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
     parser.add_argument('--screenshot', metavar='IMAGE', help="only take the docs' screenshot (.webp)")
+    parser.add_argument('--plotly', metavar='PLOTLY_MIN_JS', help='only draw the 400 logs with plotly.js '
+                        '(from pip install plotly: plotly/package_data/plotly.min.js), and by runs.py serve')
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    if args.screenshot:
+    if args.screenshot or args.plotly:
         with sync_playwright() as playwright:
-            screenshot(playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS), args.screenshot)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            if args.screenshot:
+                screenshot(browser, args.screenshot)
+            else:
+                bench_plotly(browser, os.path.join(args.dir, f'{args.logs}_logs'), args.logs, args.plotly)
         return
     many = os.path.join(args.dir, f'{args.logs}_logs')
     if not os.path.isdir(many):
