@@ -5,7 +5,7 @@
 'use strict';
 
 const COLUMNS = [  // [the row's field, the header, numeric]
-  ['name', 'run'], ['status', 'status'], ['step', 'step', true], ['best_val', 'best val', true],
+  ['name', 'run'], ['branch', 'branch of'], ['status', 'status'], ['step', 'step', true], ['best_val', 'best val', true],
   ['bpb', 'val_bpb', true], ['duration', 'duration', true], ['eta', 'ETA', true],
   ['started', 'started'], ['differs', 'config that differs']];
 // each chart's lines: [the series part, the y field, its label, line width, dashes, opacity]
@@ -166,24 +166,23 @@ function rowElement(id) {
 }
 
 function fill(tr, row, keys, now) {
-  const cells = tr.children;
-  cells[0].firstChild.checked = state.selected.has(row.id);
+  tr.firstChild.firstChild.checked = state.selected.has(row.id);
   tr.classList.toggle('sel', state.selected.has(row.id));
-  const name = cells[1];
+  const cell = Object.fromEntries(COLUMNS.map(([key], i) => [key, tr.children[i + 1]]));
   const swatch = el('span', undefined, 'sw');
   swatch.style.background = row.colour;
-  name.replaceChildren(swatch, document.createTextNode(row.name));
-  const status = cells[2];
-  status.textContent = row.why || row.status;
-  status.title = row.why || row.status;
-  status.className = 'why ' + row.status;
-  cells[3].textContent = row.step === null ? '-' : String(row.step);
-  cells[4].textContent = row.best_val === null ? '-' : row.best_val.toFixed(4);
-  cells[5].textContent = row.bpb === null ? '-' : row.bpb.toFixed(4);
-  cells[6].textContent = row.duration;
-  cells[7].textContent = row.eta_at === null ? '' : duration(row.eta_at - now);
-  cells[8].textContent = row.started;
-  cells[9].textContent = keys.filter(k => k in row.differs).map(k => k + '=' + row.differs[k]).join(' ');
+  cell.name.replaceChildren(swatch, document.createTextNode(row.name));
+  cell.branch.textContent = row.branch;
+  cell.status.textContent = row.why || row.status;
+  cell.status.title = row.why || row.status;
+  cell.status.className = 'why ' + row.status;
+  cell.step.textContent = row.step === null ? '-' : String(row.step);
+  cell.best_val.textContent = row.best_val === null ? '-' : row.best_val.toFixed(4);
+  cell.bpb.textContent = row.bpb === null ? '-' : row.bpb.toFixed(4);
+  cell.duration.textContent = row.duration;
+  cell.eta.textContent = row.eta_at === null ? '' : duration(row.eta_at - now);
+  cell.started.textContent = row.started;
+  cell.differs.textContent = keys.filter(k => k in row.differs).map(k => k + '=' + row.differs[k]).join(' ');
 }
 
 function renderTable() {
@@ -206,6 +205,8 @@ function renderTable() {
     return tr;
   });
   document.querySelector('#runs tbody').replaceChildren(...trs);
+  // the branch column only where some run is a branch (two resumed from one checkpoint)
+  $('runs').classList.toggle('nobranch', !rows.some(r => r.branch));
   for (const id of state.trs.keys()) if (!state.rows.has(id)) state.trs.delete(id);
   renderCompare(rows);
 }

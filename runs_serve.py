@@ -147,17 +147,18 @@ class Row:
         self.config = None      # the config as text, and how many keys it had then
 
     def progress(self):
-        """(iters, times, losses) of the whole run: a resumed attempt's points replace the earlier
-        attempts' from the iteration it resumed at on, as runs.Chain joins them."""
-        if len(self.logs) == 1:
+        """(iters, times, losses) of the whole run: of each attempt, the points that runs.Chain.parts
+        says are the run's (those before the iteration a later attempt resumed at)."""
+        parts = self.chain.parts()
+        if len(parts) == 1:
             log = self.logs[0]
             return log.iters, log.times, log.losses
         iters, times, losses = array('q'), array('d'), array('d')
-        for log, at in zip(self.logs, self.chain.resumed_at):
-            if at is not None:
-                keep = [i for i, it in enumerate(iters) if it < at]
-                iters, times, losses = (array(a.typecode, (a[i] for i in keep)) for a in (iters, times, losses))
-            iters.extend(log.iters), times.extend(log.times), losses.extend(log.losses)
+        for log, (_, upto) in zip(self.logs, parts):
+            keep = range(len(log.iters)) if upto is None else [i for i, it in enumerate(log.iters) if it < upto]
+            iters.extend(log.iters[i] for i in keep)
+            times.extend(log.times[i] for i in keep)
+            losses.extend(log.losses[i] for i in keep)
         return iters, times, losses
 
     def cells(self, colour, keys):
@@ -169,6 +170,7 @@ class Row:
         if self.config is None or self.config[1] != len(chain.config):  # fixed once the header is read
             self.config = runs.config_text(chain, sorted(chain.config)), len(chain.config)
         return {'id': self.id, 'name': cells['run'], 'colour': colour, 'started': cells['started'],
+                'branch': '{} at iter {}'.format(*chain.branch_of) if chain.branch_of else '',
                 't0': chain.started.timestamp(), 'duration': cells['duration'], 'status': state,
                 'why': last.status if last.status not in (None, state) else '',
                 'step': max(iters) if iters else None, 'evals': int(cells['steps']),
@@ -349,7 +351,7 @@ class Index:
         """Rows from the logs, as runs.py's table has them. True if they changed shape (a new run,
         a new attempt, other differing keys): then the pages load them again."""
         started = sorted((log.run for log in self.logs.values() if log.run.started and not log.not_log),
-                         key=lambda r: (r.started, r.path))  # load_runs' order
+                         key=lambda r: (r.started.timestamp(), r.path))  # load_runs' order, in UTC
         chains = runs.join_resumed(started) if started else []
         rows = [Row(chain, self.logs) for chain in chains]
         for row in rows:
@@ -497,7 +499,7 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 2px 9px; border-bottom: 1px solid #eaeef2; text-align: left; white-space: nowrap; }
 th { background: #f6f8fa; font-weight: 600; position: sticky; top: 0; cursor: pointer; user-select: none; }
 th.asc::after { content: " \\25b2"; } th.desc::after { content: " \\25bc"; }
-td.n { text-align: right; } td.why { max-width: 22em; overflow: hidden; text-overflow: ellipsis; }
+td.n { text-align: right; } .nobranch [data-key="branch"], .nobranch td.branch { display: none; } td.why { max-width: 22em; overflow: hidden; text-overflow: ellipsis; }
 tr.sel { background: #ddf4ff; }
 .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 .completed { color: #1a7f37; } .failed, .killed { color: #cf222e; }

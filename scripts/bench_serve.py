@@ -195,8 +195,8 @@ def bench_append(browser, directory, lines=10):
     name = os.path.basename(lg.path)
     page.evaluate('''name => { window.shown = {};
         new MutationObserver(() => { for (const tr of document.querySelectorAll('#runs tbody tr'))
-            if (tr.children[1].textContent === name && !(tr.children[3].textContent in window.shown))
-                window.shown[tr.children[3].textContent] = Date.now() / 1000; })
+            if (tr.children[1].textContent === name && !(tr.querySelector('td.step').textContent in window.shown))
+                window.shown[tr.querySelector('td.step').textContent] = Date.now() / 1000; })
         .observe(document.querySelector('#runs tbody'), {subtree: true, childList: true, characterData: true}); }''', name)
     delays = []
     for i in range(1, lines + 1):

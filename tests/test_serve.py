@@ -98,6 +98,9 @@ def served(tmp_path_factory):
     note = f'continues {os.path.basename(paths["killed_first"])} at iter 100'
     paths['resumed'] = write(logs / 'log_run_20261206_100100.txt', log_text(
         scratch, {'lr': 4e-2, 'init_from': 'resume'}, [1.95, 1.7], first=100, messages=[note]))
+    # and resumed from it a second time: two branches, each sharing the curve up to iteration 100
+    paths['branch'] = write(logs / 'log_run_20261206_100200.txt', log_text(
+        scratch, {'lr': 5e-2, 'init_from': 'resume'}, [1.9], first=100, messages=[note]))
     age(paths['killed'], 600)  # quiet for 10 minutes: far longer than its gaps between lines
     # many progress lines, to be downsampled
     text = log_text(scratch, {'lr': 3e-2}, [], 'completed')
@@ -171,7 +174,8 @@ def get(url, path, host=None):
 def test_each_run_is_a_row_with_its_status_and_why_it_failed(page, served):
     shown = rows(page)
     paths = served[3]
-    assert {os.path.basename(paths[role]) for role in paths if role not in ('killed_first', 'resumed')} <= set(shown)
+    assert {os.path.basename(paths[role]) for role in paths if role not in ('killed_first', 'resumed', 'branch')} \
+        <= set(shown)
     expect = {'completed': ('completed', '2.5000', '280'), 'failed': ('failed: ValueError: boom', '3.1000', '80'),
               'interrupted': ('interrupted', '-', '-'), 'running': ('running', '2.8000', '180'),
               'killed': ('killed', '2.4500', '180')}
@@ -206,17 +210,21 @@ def test_the_table_filters_by_regex_sorts_by_a_column_and_compares_the_selected_
     assert page.is_hidden('#compare')
 
 
-def test_a_resumed_run_is_one_row_named_as_runs_py_names_it_and_one_curve(page, served):
-    url, first, resumed = served[2], served[3]['killed_first'], served[3]['resumed']
-    summary = subprocess.run([sys.executable, os.path.join(ROOT, 'runs.py'), first, resumed], capture_output=True,
-                             text=True, timeout=60, env={**os.environ, 'COLUMNS': '250'})
-    name = re.split(r'\s{2,}', summary.stdout.splitlines()[1])[0]
-    assert name in rows(page) and rows(page)[name]['best val'] == '1.7000'
-    row = next(r for r in json.loads(get(url, '/api/runs')[2])['rows'] if r['name'] == name)
-    series = json.loads(get(url, f'/api/series?id={row["id"]}')[2])
-    # the first attempt's points up to iteration 100, then the resumed attempt's
-    assert series['steps']['val'] == [3.0, 1.95, 1.7]
-    assert series['progress']['it'] == list(range(0, 100, 20)) + list(range(100, 300, 20))
+def test_two_resumes_of_one_checkpoint_are_two_rows_as_runs_py_has_them_sharing_the_curve_to_the_fork(page, served):
+    url, paths = served[2], served[3]
+    summary = subprocess.run([sys.executable, os.path.join(ROOT, 'runs.py'), paths['killed_first'], paths['resumed'],
+                              paths['branch']], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, 'COLUMNS': '250'})
+    header, *table = [re.split(r'\s{2,}', line.strip()) for line in summary.stdout.splitlines()]
+    expected = {row[0]: dict(zip(header, row)) for row in table}
+    assert len(expected) == 2
+    shown, sent = rows(page), {r['name']: r for r in json.loads(get(url, '/api/runs')[2])['rows']}
+    for name, row in expected.items():
+        assert shown[name]['branch of'] == row['branch of'] and shown[name]['best val'] == row['best val']
+        series = json.loads(get(url, f'/api/series?id={sent[name]["id"]}')[2])
+        # the first log's points up to iteration 100, then the branch's own
+        assert series['steps']['it'][:2] == [0, 100] and series['steps']['val'][0] == 3.0
+        assert series['progress']['it'][:6] == list(range(0, 100, 20)) + [100]
 
 
 # --------------------------------------------------------------------------- live
