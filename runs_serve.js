@@ -65,7 +65,7 @@ function connect() {
     stream = null;
     $('live').textContent = 'disconnected';
     $('live').className = '';
-    setTimeout(() => { if (!document.hidden && !stream) load().then(connect, () => stream || connect()); }, 1000);
+    setTimeout(() => { if (!document.hidden && !stream) start(); }, 1000);
   };
 }
 
@@ -486,7 +486,7 @@ function controls() {
   // a hidden tab stops its stream; shown again, it catches up from where it was
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'hidden') disconnect();
-    else load().then(connect);
+    else start();
   });
   // the ETA of a running run counts down between updates
   setInterval(() => {
@@ -494,7 +494,12 @@ function controls() {
   }, 1000);
 }
 
+// load the runs, then follow the stream; a failed load goes on to the stream, whose error tries again
+function start() {
+  load().then(connect, connect);
+}
+
 header();
 setupCharts();
 controls();
-load().then(connect);
+start();
