@@ -173,7 +173,7 @@ class Row:
                 'branch': '{} at iter {}'.format(*chain.branch_of) if chain.branch_of else '',
                 't0': chain.started.timestamp(), 'duration': cells['duration'], 'status': state,
                 'why': last.status if last.status not in (None, state) else '',
-                'step': max(iters) if iters else None, 'evals': int(cells['steps']),
+                'step': max(iters) if iters else None,
                 'best_val': none_if_dash(cells['best val']),
                 'bpb': none_if_dash(runs.loss_text(runs.best_bpb(chain))),
                 'eta_at': self.eta_at() if state == 'running' else None,
@@ -197,7 +197,7 @@ class Row:
         return t1 + (max_iters - it1) * (t1 - t0) / (it1 - it0)
 
     def series(self, smooth, buckets, step_points=STEP_POINTS):
-        """The run's curves for the page: every evaluation (thinned past STEP_POINTS), the progress
+        """The run's curves for the page: every evaluation (thinned past step_points), the progress
         losses as the lowest and highest of each of `buckets` stretches (the last point always
         kept), and their moving average, computed over every point before any is left out."""
         steps = self.chain.steps
