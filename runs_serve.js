@@ -21,7 +21,9 @@ const MARGIN = {left: 58, right: 14, top: 8, bottom: 26};
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
 const state = {version: 0, keys: [], rows: new Map(), order: [], series: new Map(), trs: new Map(),
-  selected: new Set(), sort: null, dir: 1, filter: null, x: 'it', log: false, smooth: 0.8, zoom: null};
+  selected: new Set(), sort: null, dir: 1, filter: null, x: 'it', log: false, smooth: 0.8, zoom: null,
+  zoomed: new Map()};  // zoomed: the detail of the zoomed range, for the runs sent thinned
+const ZOOM_RUNS = 20;  // the detail is asked for this many runs at most: the selected, or the first shown
 let stream = null, loading = null, pending = [], drawQueued = false;
 
 const $ = id => document.getElementById(id);
@@ -45,6 +47,7 @@ async function load() {
     state.rows = new Map(data.rows.map(r => [r.id, r]));
     state.order = data.rows.map(r => r.id);
     state.series = new Map(data.series.map(s => [s.id, s]));
+    state.zoomed.clear();
     for (const id of state.selected) if (!state.rows.has(id)) state.selected.delete(id);
     $('where').textContent = data.title;
   })();
@@ -268,7 +271,7 @@ function setupCharts() {
 function linesOf(chart, rows) {
   const out = [];
   for (const row of rows) {
-    const series = state.series.get(row.id);
+    const series = (state.zoom && state.zoomed.get(row.id)) || state.series.get(row.id);
     if (!series) continue;
     for (const [part, field, label, width, dash, alpha] of chart.lines) {
       const data = series[part], ys = data[field];
@@ -426,10 +429,29 @@ function listen(chart) {
     clear();
     if (!v || from === null || Math.abs(at(event) - from) < 5) return;
     const toX = p => v.x0 + (p - MARGIN.left) / v.w * (v.x1 - v.x0);
-    state.zoom = [toX(Math.min(from, at(event))), toX(Math.max(from, at(event)))];
-    draw();
+    zoom([toX(Math.min(from, at(event))), toX(Math.max(from, at(event)))]);
   });
-  over.addEventListener('dblclick', () => { state.zoom = null; draw(); });
+  over.addEventListener('dblclick', () => zoom(null));
+}
+
+// a zoomed range gets the detail that a long run's curve was sent without: the server downsamples
+// that range alone
+function zoom(range) {
+  state.zoom = range;
+  state.zoomed.clear();
+  draw();
+  if (!range) return;
+  const picked = shownRows().filter(r => !state.selected.size || state.selected.has(r.id));
+  const thinned = picked.filter(r => { const s = state.series.get(r.id); return s && s.n > s.progress.it.length; });
+  for (const row of thinned.slice(0, ZOOM_RUNS)) {
+    const x = state.x;
+    fetch(`/api/series?id=${row.id}&smooth=${state.smooth}&x=${x}&from=${range[0]}&to=${range[1]}`)
+      .then(r => r.json()).then(detail => {
+        if (state.zoom !== range || state.x !== x) return;  // zoomed elsewhere meanwhile
+        state.zoomed.set(row.id, detail);
+        render();
+      });
+  }
 }
 
 function nearest(xs, x) {  // xs ascending
@@ -470,7 +492,7 @@ function controls() {
     }
     render();
   });
-  $('x').addEventListener('change', () => { state.x = $('x').value; state.zoom = null; render(); });
+  $('x').addEventListener('change', () => { state.x = $('x').value; zoom(null); render(); });
   $('y').addEventListener('change', () => { state.log = $('y').value === 'log'; render(); });
   const smooth = $('smooth');
   smooth.value = state.smooth;

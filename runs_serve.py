@@ -15,6 +15,7 @@ Host header names it (against DNS rebinding), names runs by ids from its own ind
 reaches the file system), sends a strict Content-Security-Policy, and changes nothing.
 Standard library only.
 """
+import bisect
 import codecs
 import collections
 import gc
@@ -196,17 +197,26 @@ class Row:
             return None
         return t1 + (max_iters - it1) * (t1 - t0) / (it1 - it0)
 
-    def series(self, smooth, buckets, step_points=STEP_POINTS):
+    def series(self, smooth, buckets, step_points=STEP_POINTS, span=None):
         """The run's curves for the page: every evaluation (thinned past step_points), the progress
         losses as the lowest and highest of each of `buckets` stretches (the last point always
-        kept), and their moving average, computed over every point before any is left out."""
+        kept), and their moving average, computed over every point before any is left out. span:
+        (x, low, high), only the points with x ('it', or 't' for seconds since the start) in that
+        range and one either side: a chart zoomed in gets the detail that was left out."""
         steps = self.chain.steps
-        steps = [steps[i] for i in thinned(len(steps), step_points)]
         iters, times, losses = self.progress()
-        kept = envelope(losses, buckets)
-        average, state = ema(losses, smooth, buckets)
         t0 = self.chain.started.timestamp()  # times are sent as seconds since the run started
-        return {'id': self.id, 'steps': step_columns(steps, t0),
+        start, stop = 0, len(losses)
+        if span:
+            x, low, high = span
+            xs, shift = (iters, 0) if x == 'it' else (times, t0)
+            start = max(bisect.bisect_left(xs, low + shift) - 1, 0)
+            stop = min(bisect.bisect_right(xs, high + shift) + 1, len(xs))
+            steps = [s for s in steps if low <= (s.iter if x == 'it' else s.time.timestamp() - t0) <= high]
+        steps = [steps[i] for i in thinned(len(steps), step_points)]
+        kept = [start + i for i in envelope(losses[start:stop], buckets)]
+        average, state = ema(losses, smooth, buckets, start, stop)
+        return {'id': self.id, 'n': len(losses), 'steps': step_columns(steps, t0),
                 'progress': {'it': [iters[i] for i in kept], 't': [round(times[i] - t0) for i in kept],
                              'loss': [losses[i] for i in kept]},
                 'smooth': {'it': [iters[i] for i, _ in average], 't': [round(times[i] - t0) for i, _ in average],
@@ -274,15 +284,18 @@ def envelope(ys, buckets):
     return out
 
 
-def ema(ys, weight, count):
-    """runs.smoothed over an array, kept at about count points, the last among them: [(index,
-    average)], and [average, bias] after the last point, from which the page goes on with new points."""
-    n, average, rest = len(ys), 0.0, 1 - weight
-    if not weight or not n:
+def ema(ys, weight, count, start=0, stop=None):
+    """runs.smoothed over an array, kept at about count points of ys[start:stop], the last among
+    them: [(index, average)], and [average, bias] after the last point, from which the page goes on
+    with new points. The average runs over every point from the first, wherever start is."""
+    n, average, rest = len(ys) if stop is None else stop, 0.0, 1 - weight
+    if not weight or start >= n:
         return [], None
-    stride, out = max(1, math.ceil(n / count)), []
-    for end in range(stride, n + stride, stride):
-        for y in ys[end - stride:end]:  # the bare loop: most of a first load's time was here
+    for y in ys[:start]:  # the bare loop: most of a first load's time was here
+        average = weight * average + rest * y
+    stride, out = max(1, math.ceil((n - start) / count)), []
+    for end in range(start + stride, n + stride, stride):
+        for y in ys[end - stride:min(end, n)]:
             average = weight * average + rest * y
         i = min(end, n) - 1
         out.append((i, average / (1 - weight ** (i + 1))))
@@ -439,11 +452,13 @@ class Index:
                     'rows': [row.last_cells for row in rows],
                     'series': [row.series(smooth, budget, max(budget, 100)) for row in rows]}
 
-    def series(self, rid, smooth):
+    def series(self, rid, smooth, span=None):
         with self.changed:
             row = self.rows.get(rid)
             if row is None:
                 return None
+            if span:  # a zoomed chart's detail: what the page was sent of the whole run stays as it is
+                return {'v': self.version, **row.series(smooth, BUCKETS, span=span)}
             row.sent = [(len(log.iters), len(log.run.steps)) for log in row.logs]
             return {'v': self.version, **row.series(smooth, BUCKETS)}
 
@@ -544,7 +559,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path == '/api/runs':
             return self.json(self.index.snapshot(smooth))
         if url.path == '/api/series':
-            found = self.index.series(query.get('id', [''])[0], smooth)  # an id of the index, never a path
+            span = span_of(query)
+            if span is False:
+                return self.reply(400, 'text/plain', b'x: it or t, from and to: numbers\n')
+            found = self.index.series(query.get('id', [''])[0], smooth, span)  # an id of the index, never a path
             return self.json(found) if found else self.reply(404, 'text/plain', b'no such run\n')
         if url.path == '/api/events':
             return self.events(query)
@@ -584,6 +602,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # a line per request would bury the URL
         pass
+
+
+def span_of(query):
+    """(x, from, to) of a zoomed chart's request, None if it names none, False if it is bad."""
+    if 'from' not in query:
+        return None
+    try:
+        x, low, high = query['x'][0], float(query['from'][0]), float(query['to'][0])
+    except (KeyError, ValueError):
+        return False
+    return (x, low, high) if x in ('it', 't') and math.isfinite(low) and math.isfinite(high) else False
 
 
 def smooth_of(query):

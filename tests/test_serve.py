@@ -315,6 +315,14 @@ def test_the_charts_draw_every_run_and_the_selected_on_top_hover_reads_values_an
     page.mouse.up()
     zoomed = page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0')
     assert 0 < zoomed < width / 3
+    # the long run's curve, sent thinned, gets the zoomed range's every point
+    many = next(r for r in page.evaluate('() => [...state.rows.values()]')
+                if r['name'] == os.path.basename(served[3]['many']))
+    page.wait_for_function('id => state.zoomed.has(id)', arg=many['id'], timeout=WAIT)
+    low, high = page.evaluate('() => state.zoom')
+    detail, whole = page.evaluate('id => [state.zoomed.get(id).progress.it, state.series.get(id).progress.it]', many['id'])
+    inside = [it for it in range(5000) if low <= it <= high]
+    assert set(inside) <= set(detail) and len([it for it in whole if low <= it <= high]) < len(inside)
     page.dblclick('#chart-progress canvas.over')
     assert page.evaluate('() => CHARTS[1].view.x1 - CHARTS[1].view.x0') == width
     # x by time since each run started; y on a log scale
@@ -341,11 +349,18 @@ def test_a_long_curve_is_sent_as_each_stretchs_lowest_and_highest_and_its_last_p
     assert min(logged, key=lambda p: p[1])[1] == min(y for _, y in sent)
     assert max(logged, key=lambda p: p[1])[1] == max(y for _, y in sent)
     # the moving average runs over every logged point, not over those sent
-    average, bias = 0.0, 1.0
+    averages, average, bias = [], 0.0, 1.0
     for _, y in logged:
         average, bias = 0.9 * average + 0.1 * y, bias * 0.9
+        averages.append(average / (1 - bias))
     assert series['smooth']['it'][-1] == 4999
-    assert series['smooth']['y'][-1] == pytest.approx(average / (1 - bias), rel=1e-4)
+    assert series['smooth']['y'][-1] == pytest.approx(averages[-1], rel=1e-4)
+    # a zoomed chart asks for a range: every point in it (and one either side), the average as before
+    status, _, body = get(url, f'/api/series?id={row["id"]}&smooth=0.9&x=it&from=1000&to=1100')
+    detail = json.loads(body)
+    assert detail['progress']['it'] == list(range(999, 1102))
+    assert detail['smooth']['y'] == pytest.approx([averages[i] for i in detail['smooth']['it']], rel=1e-4)
+    assert get(url, f'/api/series?id={row["id"]}&x=up&from=0&to=1')[0] == 400
 
 
 # --------------------------------------------------------------------------- security
