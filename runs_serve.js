@@ -23,7 +23,8 @@ const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 720
 const state = {version: 0, keys: [], rows: new Map(), order: [], series: new Map(), trs: new Map(),
   selected: new Set(), sort: null, dir: 1, filter: null, x: 'it', log: false, smooth: 0.8, zoom: null,
   zoomed: new Map()};  // zoomed: the detail of the zoomed range, for the runs sent thinned
-const ZOOM_RUNS = 20;  // the detail is asked for this many runs at most: the selected, or the first shown
+const ZOOM_RUNS = 20;
+const LIVE_POINTS = 8000;  // a curve that grows live past this many points is sent again, thinned  // the detail is asked for this many runs at most: the selected, or the first shown
 let stream = null, loading = null, pending = [], drawQueued = false;
 
 const $ = id => document.getElementById(id);
@@ -85,16 +86,21 @@ function apply(update) {
   if (update.reload || update.stale.length) { load(); return; }
   state.version = update.v;
   for (const row of update.rows) state.rows.set(row.id, row);
-  for (const [id, points] of Object.entries(update.points)) extend(state.series.get(id), points);
+  let grown = false;
+  for (const [id, points] of Object.entries(update.points)) grown = extend(state.series.get(id), points) || grown;
+  if (grown) load();  // a live curve grew past what a thinned one holds: thin it again
   render();
 }
 
+// the new points at the end of a run's curves; true once they hold more than LIVE_POINTS
 function extend(series, points) {
-  if (!series) return;
+  if (!series) return false;
   for (const part of ['steps', 'progress']) {
     for (const [key, values] of Object.entries(points[part])) series[part][key].push(...values);
   }
-  if (!series.ema) return;  // no smoothing asked for
+  series.n += points.progress.loss.length;
+  const grown = series.progress.it.length > LIVE_POINTS;
+  if (!series.ema) return grown;  // no smoothing asked for
   // the moving average goes on over every new point, from where the server's ended
   const w = series.weight, p = points.progress;
   let [average, bias] = series.ema;
@@ -106,6 +112,7 @@ function extend(series, points) {
     series.smooth.y.push(average / (1 - bias));
   }
   series.ema = [average, bias];
+  return grown;
 }
 
 // ---------------------------------------------------------------- the table
