@@ -7,6 +7,7 @@ Compare training runs from their logs (the files logger.py writes), and watch on
     python runs.py report [LOG_DIR_OR_FILE ...] -o report.html   # one self-contained HTML page
     python runs.py export [LOG_DIR_OR_FILE ...] --format csv     # every point, long form, for pandas
     python runs.py follow [LOG_OR_DIR]                   # a run, live; default the newest log in logs/
+    python runs.py serve [LOG_DIR_OR_FILE ...] [--port N]        # every run, live, in a browser page
 
 A directory stands for the log_run_*.txt files directly inside it. A run resumed from another
 run's checkpoint is one run with it: one row, one curve; two resumed from one checkpoint are two
@@ -524,7 +525,7 @@ def parser_for(command, description, paths=True, smooth=False):
 
 def summary_command(argv):
     parser = parser_for('', 'One row per run, from its log.')
-    parser.epilog = 'commands: plot, report, export, follow (python runs.py COMMAND --help)'
+    parser.epilog = 'commands: plot, report, export, follow, serve (python runs.py COMMAND --help)'
     parser.add_argument('--sort', choices=['started', 'best_val'], default='started',
                         help='row order: start time (default), or best val loss, lowest first')
     args = parser.parse_args(argv)
@@ -596,8 +597,22 @@ def plot_command(argv):
     print(f'wrote {out} ({len(chains)} run{"s" * (len(chains) > 1)})')
 
 
+def serve_command(argv):
+    parser = parser_for('serve', 'Serve a page with the run table and the curves, live, until Ctrl-C. '
+                        'New lines show within 0.25 s, new logs within a second.')
+    parser.add_argument('--port', type=int, default=8765, help='the port (default 8765; 0: any free one)')
+    parser.add_argument('--host', help='the address to listen on (default 127.0.0.1, this machine only; '
+                        'any other is reachable from elsewhere, and warned about)')
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        fail(f'--port {args.port}: not a port number (0 to 65535)')
+    log_files(args.paths)  # a missing path is an error now, not a blank page
+    import runs_serve
+    sys.exit(runs_serve.serve(args.paths, args.host, args.port))
+
+
 COMMANDS = {'plot': plot_command, 'report': report_command, 'export': export_command,
-            'follow': follow_command}
+            'follow': follow_command, 'serve': serve_command}
 
 
 def main(argv):

@@ -30,7 +30,7 @@ class SimulatedClock(TrainingLogger):
     """A TrainingLogger whose lines carry the times of a simulated run, not of this script."""
     clock = None
 
-    def _timestamp(self):
+    def _timestamp(self, fd=None):  # as TrainingLogger._timestamp, which close() calls with its fd
         return self.clock.strftime('%Y-%m-%d %H:%M:%S')
 
 
