@@ -36,7 +36,7 @@ import torch
 
 from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, data_changed, find_checkpoints, keep_shape,
                         load_checkpoint, start_from, write_checkpoint)
-from configurator import GPT2_MODELS, check, configure, die, resolve
+from configurator import GPT2_MODELS, check, config_block, configure, die, resolve
 from data.dataset import Batches, DatasetError, identity, open_dataset, provenance
 from distributed import Ranks, Requests
 from logger import LogDirError, TrainingLogger, code_version, format_duration
@@ -45,10 +45,10 @@ from model import GPT, OPTIONS, GPTConfig, peak_flops
 # -----------------------------------------------------------------------------
 # default config values designed to train a gpt2 (124M) on OpenWebText
 # I/O
-out_dir = 'out'
-eval_interval = 2000
-log_interval = 1
-eval_iters = 200
+out_dir = 'out' # checkpoints go here, and a resumed run reads them from here
+eval_interval = 2000 # evaluate (and save a checkpoint) every this many iterations
+log_interval = 1 # print and log the training loss every this many iterations
+eval_iters = 200 # batches of each split an evaluation averages the loss over
 eval_only = False # if True, script exits right after the first eval
 eval_on_start = True # evaluate before the first iteration too (False: a short run spends its time training)
 eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
@@ -58,19 +58,19 @@ init_from = 'scratch' # 'scratch' or 'resume' or 'auto' (resume if out_dir holds
 new_data = False # resume on data other than the checkpoint's on purpose (fine-tuning on new data): without it, such a resume is refused
 # logging
 log_dir = 'logs' # the run's log file goes here
-file_logging = True
-wandb_log = False # disabled by default
-wandb_project = 'owt'
-wandb_run_name = 'gpt2' # 'run' + str(time.time())
+file_logging = True # write the run's log file (rank 0 only)
+wandb_log = False # log to Weights & Biases as well (pip install wandb)
+wandb_project = 'owt' # the Weights & Biases project
+wandb_run_name = 'gpt2' # the run's name in Weights & Biases
 # data
-dataset = 'openwebtext'
+dataset = 'openwebtext' # train on data/<dataset>/train.bin, evaluate on its val.bin
 gradient_accumulation_steps = 5 * 8 # used to simulate larger batch sizes
 batch_size = 12 # if gradient_accumulation_steps > 1, this is the micro-batch size
-block_size = 1024
+block_size = 1024 # context length: tokens in each training window
 # model
-n_layer = 12
-n_head = 12
-n_embd = 768
+n_layer = 12 # transformer blocks
+n_head = 12 # attention heads in each block
+n_embd = 768 # width of the residual stream
 dropout = 0.0 # for pretraining 0 is good, for finetuning try 0.1+
 bias = False # do we use bias inside LayerNorm and Linear layers?
 # newer architecture options (nanochat, modded-nanogpt); the defaults are nanoGPT's GPT-2
@@ -86,18 +86,18 @@ learning_rate = 6e-4 # max learning rate (AdamW)
 muon_lr = 0.02 # max learning rate of Muon's weights (optimizer='muon'); the schedule scales both
 muon_momentum = 0.95 # Muon's Nesterov momentum
 max_iters = 600000 # total number of training iterations
-weight_decay = 1e-1
-beta1 = 0.9
-beta2 = 0.95
+weight_decay = 1e-1 # AdamW's weight decay, of the matrices and embeddings only
+beta1 = 0.9 # AdamW's beta1: how long the mean of the gradients remembers
+beta2 = 0.95 # AdamW's beta2: how long the mean of their squares remembers
 grad_clip = 1.0 # clip gradients at this value, or disable if == 0.0
-# learning rate decay settings
+# schedule
 decay_lr = True # whether to decay the learning rate
 lr_schedule = 'cosine' # after warmup: 'cosine' down to min_lr at lr_decay_iters, or 'wsd': constant, then linear down to min_lr over the last warmdown_iters before lr_decay_iters
 warmup_iters = 2000 # how many steps to warm up for
 lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
-warmdown_iters = 0 # lr_schedule='wsd' only
+warmdown_iters = 0 # iterations of wsd's linear decay to min_lr (lr_schedule='wsd' only)
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
-# DDP and FSDP settings
+# parallel
 parallel = 'ddp' # under torchrun: 'ddp' (a replica of the model on every rank) or 'fsdp' (FSDP2: weights, gradients and optimizer state sharded across the ranks)
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
 ddp_timeout = 600 # seconds a rank waits for the others in a collective before the run fails, instead of hanging for ever
@@ -105,10 +105,10 @@ ddp_timeout = 600 # seconds a rank waits for the others in a collective before t
 device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
 dtype = 'auto' # bfloat16 where supported, else float16 (with a GradScaler) on CUDA, float32 elsewhere
 compile = 'auto' # torch.compile the model: on CUDA only
-seed = 1337
+seed = 1337 # the weights' and the batches' random seed
 # -----------------------------------------------------------------------------
-config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+config_keys = config_block(__file__) # the names assigned above: nothing imported is a key
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__, config_keys)
 globals().update(config)
 # -----------------------------------------------------------------------------
 
