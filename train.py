@@ -248,14 +248,12 @@ if init_from == 'scratch':
     if meta_vocab_size is None:
         report('defaulting to vocab_size of GPT-2 to 50304 (50257 rounded up for efficiency)')
     model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
-    model = GPT(GPTConfig(**model_args))
 elif init_from == 'resume':
     # the model's shape comes from the checkpoint; the rest of the config from this command line
     model_args = {k: v for k, v in model_args.items() if k not in OPTIONS}
     for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', *OPTIONS]:
         if k in checkpoint['model_args']:
             model_args[k] = checkpoint['model_args'][k]
-    model = GPT(GPTConfig(**model_args))
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
     for note in resume_notes: # an older checkpoint taken for a damaged newest one, one with no sha256, the shape kept
@@ -273,13 +271,18 @@ else:
     model = GPT.from_pretrained(init_from, dict(dropout=dropout))
     for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
         model_args[k] = getattr(model.config, k)
-if block_size < model.config.block_size:
-    model.crop_block_size(block_size) # so that the checkpoint will have the right value
-    model_args['block_size'] = block_size
-if ranks.sharded: # before the optimizer, which then holds each rank's shards; FSDP moves each block
-    ranks.shard(model, ptdtype) # to the device as it shards it, so no GPU ever holds the whole model
+# made on the device, or under FSDP sharded before the optimizer (which then holds each rank's
+# shards): from the seed, no rank ever holds the whole model (distributed.py says how)
+if init_from in GPT2_MODELS: # OpenAI's weights come whole, on every rank
+    if block_size < model.config.block_size:
+        model.crop_block_size(block_size)
+    if ranks.sharded:
+        ranks.shard(model, ptdtype)
+    else:
+        model.to(device)
 else:
-    model.to(device)
+    model = ranks.build(GPTConfig(**model_args), ptdtype, block_size)
+model_args['block_size'] = block_size # so that the checkpoint will have the right value
 report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
 if rank:
     torch.manual_seed(seed + rank) # each rank its own dropout; rank 0's is one process's
