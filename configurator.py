@@ -109,7 +109,8 @@ def print_help(config, doc, about):
             print(f'\n{heading}')
         line = f'  --{key:<{width}} = {value!r:<{shown}}'
         indent = ' ' * min(len(line) + 2, width + shown + 9)
-        print(textwrap.fill(meaning, 110, initial_indent=line + '  ', subsequent_indent=indent) if meaning else line)
+        print(textwrap.fill(meaning, 110, initial_indent=line + '  ', subsequent_indent=indent, break_on_hyphens=False)
+              if meaning else line)
 
 
 def _apply_file(path, config, defaults):
