@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from checkpoint import FOLDER, CheckpointError, commit_folder, file_sha256, read_sharded, remove
 from model import GPT, draw_rows, init_draws
 
-# glibc's mmap threshold under FSDP on a CPU (return_freed_memory). Measured with scripts/bench_parallel.py
+# glibc's mmap threshold under FSDP on a CPU (return_freed_memory), once the model is built. Measured with scripts/bench_parallel.py
 # (71.5M parameters, 2 ranks): peak resident memory 0.97x DDP's without it, 0.69x at 4 MB, 0.64x at
 # 128 kB, for 15% and 32% more processor time an iteration (docs/distributed.md)
 MMAP_THRESHOLD = 128 << 10
@@ -119,8 +119,6 @@ class Ranks:
                                 timeout=timeout)
         if self.device_type == 'cuda':
             torch.cuda.set_device(self.device)
-        if self.sharded and self.device_type == 'cpu':
-            return_freed_memory(MMAP_THRESHOLD)
 
     def close(self):
         if self.active:
@@ -172,7 +170,11 @@ class Ranks:
 
     def wrap(self, model, compile):
         """The model to train: compiled (after FSDP's sharding, which supports it), and in DDP,
-        which keeps a replica on every rank."""
+        which keeps a replica on every rank. Under FSDP on a CPU, from here on freed buffers go
+        back to the system (return_freed_memory; not while building, where each shard would take
+        a mapping of its own, a page or so more a tensor)."""
+        if self.sharded and self.device_type == 'cpu':
+            return_freed_memory(MMAP_THRESHOLD)
         if compile:
             model = torch.compile(model)
         if self.parallel == 'ddp':
