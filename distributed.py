@@ -27,14 +27,13 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from torch.overrides import TorchFunctionMode
 
 from checkpoint import FOLDER, CheckpointError, commit_folder, file_sha256, read_sharded, remove
 from model import GPT, draw_rows, init_draws
 
-# glibc's mmap threshold under FSDP on a CPU (return_freed_memory), once the model is built. Measured with scripts/bench_parallel.py
-# (71.5M parameters, 2 ranks): peak resident memory 0.97x DDP's without it, 0.69x at 4 MB, 0.64x at
-# 128 kB, for 15% and 32% more processor time an iteration (docs/distributed.md)
+# glibc's mmap threshold under FSDP on a CPU once the model is built (return_freed_memory). Measured by
+# scripts/bench_parallel.py (71.5M parameters, 2 ranks): peak resident memory 0.97x DDP's without it,
+# 0.69x at 4 MB, 0.64x at 128 kB, for 15% and 22-32% more processor time an iteration (docs/distributed.md)
 MMAP_THRESHOLD = 128 << 10
 
 
@@ -63,19 +62,6 @@ class Requests:
 
     def request_save(self, signum, frame):
         self.save = True
-
-
-class NoWrites(TorchFunctionMode):
-    """Writes into meta tensors (nn.init's, and the in-place ops under them) do nothing: a model made
-    on the meta device gets its values later. Run, they would do nothing either, through torch's
-    Python reference ops, which import torch._dynamo: 28 MB more on every rank."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name, target = getattr(func, '__name__', ''), args[0] if args else kwargs.get('tensor')
-        if name.endswith('_') and not name.endswith('__') and isinstance(target, torch.Tensor) and target.is_meta:
-            return target
-        return func(*args, **kwargs)
 
 
 class Ranks:
@@ -139,7 +125,7 @@ class Ranks:
                 model.crop_block_size(block_size)
             return model.to(self.device)
         draws = init_draws(config)  # before crop_block_size, as GPT(config) drew them
-        with torch.device('meta'), NoWrites():
+        with torch.device('meta'):
             model = GPT(config)
         if block_size < config.block_size:
             model.crop_block_size(block_size)

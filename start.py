@@ -67,7 +67,7 @@ class Start:
         if self.meta_vocab_size is not None:
             report(f"found vocab_size = {self.meta_vocab_size} (inside {os.path.join(self.data_dir, 'meta.pkl')})")
         model_args = dict(n_layer=c['n_layer'], n_head=c['n_head'], n_embd=c['n_embd'], block_size=c['block_size'],
-                          bias=c['bias'], vocab_size=None, dropout=c['dropout']) # start with model_args from command line
+                          bias=c['bias'], vocab_size=None, dropout=c['dropout']) # from the command line first
         # architecture options go into the checkpoint only where they differ from GPT-2's, so a default
         # checkpoint holds nanoGPT's model_args and nanoGPT's own scripts load it
         for k in OPTIONS:
@@ -86,14 +86,15 @@ class Start:
                     model_args[k] = checkpoint['model_args'][k]
             self.iter_num = checkpoint['iter_num']
             self.best_val_loss = checkpoint['best_val_loss']
-            for note in self.notes: # an older checkpoint taken for a damaged newest one, one with no sha256, the shape kept
+            for note in self.notes: # an older checkpoint for a damaged newest one, no sha256, the shape kept
                 report(note)
             report(f'resumed from {self.resume_path} at iter {self.iter_num} (best val loss {self.best_val_loss:.4f})')
             if self.data_change: # a val loss on other data is no bar to beat
                 report(f'new_data=True: trained on {self.data_change}; the best val loss starts over')
                 self.best_val_loss = 1e9
             if self.iter_num >= c['max_iters']:
-                report(f"max_iters={c['max_iters']} is already reached: evaluating only (raise --max_iters to train on)")
+                report(f"max_iters={c['max_iters']} is already reached: evaluating only "
+                       '(raise --max_iters to train on)')
             elif checkpoint.get('log') and not c['eval_only']: # runs.py joins the two logs into one run
                 log(f"continues {checkpoint['log']} at iter {self.iter_num}")
         else:

@@ -108,8 +108,8 @@ def worker(args):
     _, mfu = model.estimate_mfu(args.batch_size, ms / 1000, peak_flops(ranks.device, dtype))
     if ranks.master:
         print(json.dumps({'params': params, 'block_params': block, 'model_bytes': model_bytes, 'state': largest[0],
-                          'peak': largest[1], 'build': largest[2], 'libraries': largest[3], 'cpu_ms': largest[4], 'system_ms': largest[5],
-                          'ms': ms, 'mfu': mfu}))
+                          'peak': largest[1], 'build': largest[2], 'libraries': largest[3], 'cpu_ms': largest[4],
+                          'system_ms': largest[5], 'ms': ms, 'mfu': mfu}))
     ranks.close()
 
 

@@ -221,8 +221,8 @@ def imported(name):
     """The names a script imports."""
     with open(os.path.join(ROOT, name)) as f:
         tree = ast.parse(f.read())
-    return {(a.asname or a.name).split('.')[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-            for a in node.names}
+    return {(a.asname or a.name).split('.')[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
 
 
 def help_entries(text):
