@@ -19,6 +19,7 @@ from model import GPT, OPTIONS, GPTConfig
 
 
 class Start:
+    """A run's start: what init_from means here, and the checkpoint it resumes from."""
 
     def __init__(self, config, data_dir, meta_vocab_size, data, device):
         """init_from made definite ('auto' resumes where out_dir holds a checkpoint, ckpt.pt or ckpt/,
@@ -37,9 +38,9 @@ class Start:
             die(f'init_from={self.init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
 
     def load(self, data, device):
-        # loaded here, not with the model, so that its shape can be checked against this command line; a
-        # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead. A
-        # sharded one gives its state.json here, and its tensors once the model is made.
+        """The checkpoint, loaded before the model so that its shape can be checked against this command
+        line; a damaged one (its sha256 tells) is refused here, or an older intact one taken instead. A
+        sharded one gives its state.json here, and its tensors once the model is made (build)."""
         config = self.config
         try:
             self.resume_path, self.checkpoint, self.notes = load_checkpoint(config['out_dir'], map_location=device)
