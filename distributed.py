@@ -33,7 +33,7 @@ from model import GPT, draw_rows, init_draws
 
 # glibc's mmap threshold under FSDP on a CPU once the model is built (return_freed_memory). Measured by
 # scripts/bench_parallel.py (71.5M parameters, 2 ranks): peak resident memory 0.97x DDP's without it,
-# 0.69x at 4 MB, 0.64x at 128 kB, for 15% and 22-32% more processor time an iteration (docs/distributed.md)
+# 0.69x at 4 MB, 0.64x at 128 kB, for 15% and 19-32% more processor time an iteration (docs/distributed.md)
 MMAP_THRESHOLD = 128 << 10
 
 
