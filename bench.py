@@ -17,43 +17,48 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from configurator import check, configure, die, resolve
+from configurator import check, config_block, configure, die, resolve
 from data.dataset import DatasetError, read_meta, token_dtype_of
 from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
-batch_size = 12
-block_size = 1024
-n_layer = 12
-n_head = 12
-n_embd = 768
-dropout = 0.0
-bias = False
-rope = False # the architecture options of train.py, with its defaults
-qk_norm = False
-mlp = 'gelu'
-tie_weights = True
-zero_init = False
-logit_softcap = 0.0
-vocab_size = 50304
+# data
+batch_size = 12 # windows in each iteration's batch
+block_size = 1024 # context length: tokens in each window
 real_data = False # True: batches from data/<dataset>/train.bin; False: random tokens
-dataset = 'openwebtext'
-optimizer = 'adamw' # or 'muon', as in train.py
-learning_rate = 6e-4
-muon_lr = 0.02
-muon_momentum = 0.95
-weight_decay = 1e-1
-beta1 = 0.9
-beta2 = 0.95
+dataset = 'openwebtext' # the dataset real_data=True reads
+vocab_size = 50304 # random tokens are drawn below it (real_data raises it to the data's largest token + 1)
+# model, with train.py's keys and defaults
+n_layer = 12 # transformer blocks
+n_head = 12 # attention heads in each block
+n_embd = 768 # width of the residual stream
+dropout = 0.0 # dropout probability in training
+bias = False # bias in the Linears and LayerNorms
+rope = False # rotary position embeddings instead of a learned position table
+qk_norm = False # RMS-normalise queries and keys before attention
+mlp = 'gelu' # 'gelu' or 'relu2' (ReLU squared)
+tie_weights = True # the output layer shares the token embedding's weights
+zero_init = False # output projections, and an untied lm_head, start at zero
+logit_softcap = 0.0 # > 0: logits = logit_softcap * tanh(logits / logit_softcap)
+# optimizer, as in train.py
+optimizer = 'adamw' # 'adamw', or 'muon': Muon for the blocks' 2-D weights, AdamW for the rest
+learning_rate = 6e-4 # AdamW's learning rate (no schedule here)
+muon_lr = 0.02 # learning rate of Muon's weights (optimizer='muon')
+muon_momentum = 0.95 # Muon's Nesterov momentum
+weight_decay = 1e-1 # AdamW's weight decay, of the matrices and embeddings only
+beta1 = 0.9 # AdamW's beta1
+beta2 = 0.95 # AdamW's beta2
+# timing
 burn_in = 10 # iterations before timing: compilation, allocator and cache warm-up
 num_iters = 20 # timed iterations
-seed = 1337
+# system
+seed = 1337 # the weights' and the random batches' seed
 device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
 dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhere
 compile = 'auto' # torch.compile the model: on CUDA only
 # -----------------------------------------------------------------------------
-config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+config_keys = config_block(__file__) # the names assigned above: nothing imported is a key
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__, config_keys)
 globals().update(config)
 # -----------------------------------------------------------------------------
 

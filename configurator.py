@@ -1,9 +1,11 @@
 """
 Command-line configuration shared by train.py, sample.py and bench.py.
 
-A script keeps its config as plain module globals and hands them here:
+A script keeps its config as plain module globals, assigned between two dashed comment lines
+(its config block), each with a comment saying what it means, and hands them here:
 
-    config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+    config_keys = config_block(__file__)  # the names the block assigns: nothing imported is a key
+    config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__, config_keys)
     globals().update(config)
 
 Arguments are applied in order:
@@ -19,10 +21,13 @@ starts, so a run that never began leaves no log.
 """
 import ast
 import difflib
+import io
 import math
 import os
 import re
 import sys
+import textwrap
+import tokenize
 import types
 
 import torch
@@ -40,12 +45,43 @@ def die(message):
     sys.exit(2)
 
 
-def configure(config, argv, doc=''):
+def config_block(path):
+    """{key: (headings, meaning)} of the script at path, in order: every name its config block (the
+    lines between its first two dashed comment lines) assigns, the comment beside it (what it
+    means), and the comment lines just above it (the group it opens, or []). Only what the block
+    assigns is a key: names the script imports or defines elsewhere never are."""
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    dashes = [n for n, line in enumerate(source.splitlines(), 1) if line.startswith('# ---')]
+    first, last = dashes[0], dashes[1]
+    comments = {}  # line number: the comment on it, and whether it stands alone on its line
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT and first < token.start[0] < last:
+            alone = not token.line[:token.start[1]].strip()
+            comments[token.start[0]] = (token.string.lstrip('#').strip(), alone)
+    assigned = {node.lineno: node for node in ast.parse(source).body
+                if isinstance(node, ast.Assign) and first < node.lineno < last}
+    keys, headings = {}, []
+    for n in range(first + 1, last):
+        if n in comments and comments[n][1]:
+            headings.append(comments[n][0])
+        elif n in assigned:
+            node = assigned[n]
+            meaning = comments.get(node.end_lineno, ('', True))[0]
+            for target in node.targets:
+                keys[target.id] = (headings, meaning)
+            headings = []
+    return keys
+
+
+def configure(config, argv, doc='', about=None):
+    """config ({key: default}) with argv's config files and --key=value applied in order. about
+    ({key: (headings, meaning)}, from config_block) is what --help says of each key."""
     defaults = dict(config)  # types come from the defaults, not from earlier arguments
     try:
         for arg in argv:
             if arg in ('-h', '--help'):
-                print_help(defaults, doc)
+                print_help(defaults, doc, about or {})
                 sys.exit(0)
             if arg.startswith('--'):
                 key, eq, text = arg[2:].partition('=')
@@ -60,13 +96,21 @@ def configure(config, argv, doc=''):
     return config
 
 
-def print_help(config, doc):
+def print_help(config, doc, about):
+    """The script's docstring, then every key with its default and meaning, grouped as its config block."""
     print((doc or '').strip() + '\n')
     print(f'usage: python {os.path.basename(sys.argv[0])} [config/file.py ...] [--key=value ...]\n')
-    print('keys and their defaults:')
+    print('keys, their defaults and what they mean:')
     width = max(map(len, config), default=0)
+    shown = min(max((len(repr(v)) for v in config.values()), default=0), 12)  # a longer default pushes its line
     for key, value in config.items():
-        print(f'  --{key:<{width}} = {value!r}')
+        headings, meaning = about.get(key, ([], ''))
+        for heading in headings:
+            print(f'\n{heading}')
+        line = f'  --{key:<{width}} = {value!r:<{shown}}'
+        indent = ' ' * min(len(line) + 2, width + shown + 9)
+        print(textwrap.fill(meaning, 110, initial_indent=line + '  ', subsequent_indent=indent, break_on_hyphens=False)
+              if meaning else line)
 
 
 def _apply_file(path, config, defaults):

@@ -8,15 +8,17 @@ so the loop reads the same for one process or a thousand.
     requests = Requests(master=True)                          # SIGTERM, Ctrl-C, SIGUSR1
     ranks = Ranks('fsdp', 'gloo', 'cpu', timeout=600)         # RANK, WORLD_SIZE from torchrun
     ranks.start()
-    ranks.shard(model, torch.float32)                         # FSDP2, before the optimizer
+    model = ranks.build(GPTConfig(...), torch.float32, 1024)  # FSDP2: each rank its shards, before the optimizer
     model = ranks.wrap(model, compile=False)                  # compiled; DDP
     stop, save, nonfinite = ranks.agree(requests, loss)       # once an iteration, before the step
     error = ranks.save_sharded(model, optimizer, state, 'out', True, fail)  # FSDP: each rank its shards
 """
+import ctypes
 import itertools
 import json
 import math
 import os
+import platform
 import signal
 import threading
 import time
@@ -27,6 +29,12 @@ import torch
 import torch.distributed as dist
 
 from checkpoint import FOLDER, CheckpointError, commit_folder, file_sha256, read_sharded, remove
+from model import GPT, draw_rows, init_draws
+
+# glibc's mmap threshold under FSDP on a CPU once the model is built (return_freed_memory). Measured by
+# scripts/bench_parallel.py (71.5M parameters, 2 ranks): peak resident memory 0.97x DDP's without it,
+# 0.69x at 4 MB, 0.64x at 128 kB, for 15% and 19-32% more processor time an iteration (docs/distributed.md)
+MMAP_THRESHOLD = 128 << 10
 
 
 class Requests:
@@ -105,6 +113,35 @@ class Ranks:
 
     # ------------------------------------------------------------------ the model
 
+    def build(self, config, param_dtype, block_size):
+        """GPT(config), made from the generator's state as it is, cropped to block_size, on this rank's
+        device: whole in one process and under DDP. Under FSDP no rank ever holds it whole: it is
+        made on the meta device, sharded, and then each parameter is drawn a piece at a time as
+        GPT(config) draws it (model.init_draws), each rank keeping its own rows. The weights are one
+        process's exactly, and the generator ends where GPT(config) leaves it."""
+        if not self.sharded:
+            model = GPT(config)
+            if block_size < config.block_size:
+                model.crop_block_size(block_size)
+            return model.to(self.device)
+        draws = init_draws(config)  # before crop_block_size, as GPT(config) drew them
+        with torch.device('meta'):
+            model = GPT(config)
+        if block_size < config.block_size:
+            model.crop_block_size(block_size)
+        self.shard(model, param_dtype)
+        model.to_empty(device=self.device)
+        rows, held = {}, {}  # a tied head and embedding are one parameter: one shard, written once
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) not in held:  # FSDP2 shards dim 0 as torch.chunk does: rank r from r * ceil(rows / N)
+                held[id(p)] = (p.to_local(), min(self.rank * -(-p.shape[0] // self.world_size), p.shape[0]))
+            rows[name] = held[id(p)]
+        with torch.no_grad():
+            draw_rows(draws, rows)
+        if model.config.rope:  # buffers, not parameters: made again on the device
+            model._set_rotary(model.config.block_size, self.device)
+        return model
+
     def shard(self, model, param_dtype):
         """FSDP2, in place: each block sharded, then the root (the embeddings, the final norm and the
         head, tied to the embedding, in one group), computing in param_dtype with gradients reduced
@@ -119,7 +156,11 @@ class Ranks:
 
     def wrap(self, model, compile):
         """The model to train: compiled (after FSDP's sharding, which supports it), and in DDP,
-        which keeps a replica on every rank."""
+        which keeps a replica on every rank. Under FSDP on a CPU, from here on freed buffers go
+        back to the system (return_freed_memory; not while building, where each shard would take
+        a mapping of its own, a page or so more a tensor)."""
+        if self.sharded and self.device_type == 'cpu':
+            return_freed_memory(MMAP_THRESHOLD)
         if compile:
             model = torch.compile(model)
         if self.parallel == 'ddp':
@@ -314,6 +355,16 @@ class Ranks:
         by_name = {'state': {order[i]: s for i, s in saved['state'].items()},
                    'param_groups': [{**g, 'params': [order[i] for i in g['params']]} for g in saved['param_groups']]}
         set_optimizer_state_dict(model, optimizer, by_name, options=whole)
+
+
+def return_freed_memory(threshold):
+    """Under FSDP every iteration allocates and frees large buffers (each block's gathered weights,
+    the gradients to reduce-scatter). glibc raises its mmap threshold to the size of each large
+    block freed, so that they then come from the heap, whose pages it keeps: a rank's resident
+    memory grows far past what its tensors hold. A fixed threshold keeps each such buffer in its
+    own mapping, given back to the system when freed (at some time per iteration: page faults)."""
+    if platform.libc_ver()[0] == 'glibc':
+        ctypes.CDLL(None).mallopt(-3, threshold)  # -3: M_MMAP_THRESHOLD
 
 
 def first_line(error):

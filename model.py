@@ -267,10 +267,10 @@ class GPT(nn.Module):
         if config.zero_init and not config.tie_weights:  # a tied head is the embedding: keep it
             nn.init.zeros_(self.lm_head.weight)
 
-    def _set_rotary(self, block_size):
+    def _set_rotary(self, block_size, device=None):
         cos, sin = rotary_angles(block_size, self.config.n_embd // self.config.n_head)
-        self.register_buffer("rotary_cos", cos, persistent=False)
-        self.register_buffer("rotary_sin", sin, persistent=False)
+        self.register_buffer("rotary_cos", cos.to(device), persistent=False)
+        self.register_buffer("rotary_sin", sin.to(device), persistent=False)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
@@ -478,6 +478,83 @@ class GPT(nn.Module):
             idx_next = torch.multinomial(probs, num_samples=1)
             idx = torch.cat((idx, idx_next), dim=1)
             yield idx_next
+
+
+def init_draws(config):
+    """Every write GPT(config) makes to its parameters, in order: (name, shape, kind, value), kind
+    'normal' (mean 0, std value), 'uniform' (-value to value) or 'fill'. The random ones are all
+    there, those a later write overwrites too (nn.Linear's and nn.Embedding's own inits, which
+    _init_weights replaces; the token embedding's, which tying replaces), so that replaying them
+    in order from the same generator state (draw_rows) gives GPT(config)'s weights exactly and
+    leaves the generator where GPT(config) leaves it. A tied lm_head.weight is transformer.wte.weight."""
+    c, draws = config, []
+    blocks = [f"transformer.h.{i}" for i in range(c.n_layer)]
+    linears = [(f"{b}.{name}", fan_in, fan_out) for b in blocks for name, fan_in, fan_out in (
+        ("attn.c_attn", c.n_embd, 3 * c.n_embd), ("attn.c_proj", c.n_embd, c.n_embd),
+        ("mlp.c_fc", c.n_embd, 4 * c.n_embd), ("mlp.c_proj", 4 * c.n_embd, c.n_embd))]
+    head = ("lm_head", c.n_embd, c.vocab_size)
+    embeddings = [("transformer.wte.weight", (c.vocab_size, c.n_embd))]
+    if not c.rope:
+        embeddings.append(("transformer.wpe.weight", (c.block_size, c.n_embd)))
+    # the modules as __init__ makes them, each with its own init: wpe before wte (its dict is made
+    # first), LayerNorms with ones and zeros, nn.Linear's kaiming_uniform_ bound as torch computes it
+    draws += [(name, shape, "normal", 1.0) for name, shape in reversed(embeddings)]
+    for name in [f"{b}.{ln}" for b in blocks for ln in ("ln_1", "ln_2")] + ["transformer.ln_f"]:
+        draws.append((f"{name}.weight", (c.n_embd,), "fill", 1.0))
+        if c.bias:
+            draws.append((f"{name}.bias", (c.n_embd,), "fill", 0.0))
+    for name, fan_in, fan_out in linears + [head]:
+        gain = nn.init.calculate_gain("leaky_relu", math.sqrt(5))
+        draws.append((f"{name}.weight", (fan_out, fan_in), "uniform", math.sqrt(3.0) * (gain / math.sqrt(fan_in))))
+        if c.bias and name != "lm_head":
+            draws.append((f"{name}.bias", (fan_out,), "uniform", 1 / math.sqrt(fan_in)))
+    # _init_weights, in apply's order: the embeddings, each block's Linears, then lm_head
+    draws += [(name, shape, "normal", 0.02) for name, shape in embeddings]
+    for name, fan_in, fan_out in linears + [head]:
+        draws.append((f"{name}.weight", (fan_out, fan_in), "normal", 0.02))
+        if c.bias and name != "lm_head":
+            draws.append((f"{name}.bias", (fan_out,), "fill", 0.0))
+    # the residual projections, scaled by depth, or zero
+    for name, fan_in, fan_out in linears:
+        if name.endswith("c_proj"):
+            draws.append((f"{name}.weight", (fan_out, fan_in), "normal", 0.02 / math.sqrt(2 * c.n_layer)))
+            if c.zero_init:
+                draws.append((f"{name}.weight", (fan_out, fan_in), "fill", 0.0))
+    if c.zero_init and not c.tie_weights:
+        draws.append(("lm_head.weight", (c.vocab_size, c.n_embd), "fill", 0.0))
+    return draws
+
+
+def draw_rows(draws, rows, piece=1 << 14):
+    """Replay init_draws into the rows of each parameter this process keeps: rows is {name:
+    (tensor, first row)}, the tensor holding that parameter's rows from the first on (all of them,
+    or a rank's shard). Each random write is drawn on the CPU a piece at a time, every piece from
+    the generator in turn, and only a tensor's last write is kept: memory for one piece, whatever
+    the model's size. A piece (a multiple of 16 numbers, or a tensor's last 16 or more) draws what
+    the whole tensor's draw gives there (torch's normal_ transforms 16 uniform draws at a time, and
+    draws the last 16 of a tensor anew when its size is no multiple of 16; uniform_ draws one by one)."""
+    last = {id(rows[name][0]): k for k, (name, *_) in enumerate(draws)}
+    scratch = torch.empty(piece + 16)
+    for k, (name, shape, kind, value) in enumerate(draws):
+        tensor, first = rows[name]
+        keep = last[id(tensor)] == k
+        if kind == "fill":
+            if keep:
+                tensor.fill_(value)
+            continue
+        width = math.prod(shape[1:])
+        mine = tensor.view(-1)  # the flat elements first * width on of the whole tensor
+        start, numel = first * width, math.prod(shape)
+        a = 0
+        while a < numel:
+            b = min(a + piece, numel)
+            b = numel if numel - b < 16 else b  # the tail goes with the piece before it
+            t = scratch[:b - a]
+            t.normal_(0.0, value) if kind == "normal" else t.uniform_(-value, value)
+            lo, hi = max(a, start), min(b, start + mine.numel())
+            if keep and lo < hi:
+                mine[lo - start:hi - start].copy_(t[lo - a:hi - a])
+            a = b
 
 
 def orthogonalize(g, steps=5):

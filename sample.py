@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 
 from checkpoint import CheckpointError, find_checkpoints, load_checkpoint, read_sharded
-from configurator import check, configure, die, resolve
+from configurator import check, config_block, configure, die, resolve
 from data.dataset import DatasetError, dataset_tokenizer, read_meta, vocab_sha256
 from model import GPT, GPTConfig
 
@@ -34,13 +34,13 @@ num_samples = 10 # number of samples to draw
 max_new_tokens = 500 # number of tokens generated in each sample
 temperature = 0.8 # 1.0 = no change, < 1.0 = less random, > 1.0 = more random, in predictions
 top_k = 200 # retain only the top_k most likely tokens, clamp others to have 0 probability
-seed = 1337
+seed = 1337 # the sampling's random seed: the same seed and prompt give the same samples
 device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
 dtype = 'auto' # bfloat16 where supported, else float16 on CUDA, float32 elsewhere
 compile = False # use PyTorch 2.0 to compile the model to be faster
 # -----------------------------------------------------------------------------
-config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+config_keys = config_block(__file__) # the names assigned above: nothing imported is a key
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__, config_keys)
 globals().update(config)
 # -----------------------------------------------------------------------------
 

@@ -18,10 +18,10 @@ SIGTERM or Ctrl-C stops at the end of the current iteration, cutting an evaluati
 checkpoint to resume from (--init_from=resume); a second Ctrl-C stops at once. SIGUSR1 saves a
 checkpoint at the end of the current iteration and trains on. Under torchrun --max-restarts or
 SLURM's --requeue, run the same command with --init_from=auto: it resumes when out_dir holds a
-checkpoint and starts from scratch otherwise. The distributed plumbing is distributed.py's.
+checkpoint and starts from scratch otherwise. The distributed plumbing is distributed.py's, and where
+a run starts (a new model, a checkpoint resumed, GPT-2's weights) start.py's.
 """
 
-import importlib.util
 import math
 import os
 import platform
@@ -34,21 +34,21 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from checkpoint import (FOLDER, NAME, CheckpointError, check_out_dir, data_changed, find_checkpoints, keep_shape,
-                        load_checkpoint, start_from, write_checkpoint)
-from configurator import GPT2_MODELS, check, configure, die, resolve
+from checkpoint import FOLDER, NAME, CheckpointError, check_out_dir, find_checkpoints, write_checkpoint
+from configurator import check, config_block, configure, die, resolve
 from data.dataset import Batches, DatasetError, identity, open_dataset, provenance
 from distributed import Ranks, Requests
 from logger import LogDirError, TrainingLogger, code_version, format_duration
-from model import GPT, OPTIONS, GPTConfig, peak_flops
+from model import peak_flops
+from start import Start
 
 # -----------------------------------------------------------------------------
 # default config values designed to train a gpt2 (124M) on OpenWebText
 # I/O
-out_dir = 'out'
-eval_interval = 2000
-log_interval = 1
-eval_iters = 200
+out_dir = 'out' # checkpoints go here, and a resumed run reads them from here
+eval_interval = 2000 # evaluate (and save a checkpoint) every this many iterations
+log_interval = 1 # print and log the training loss every this many iterations
+eval_iters = 200 # batches of each split an evaluation averages the loss over
 eval_only = False # if True, script exits right after the first eval
 eval_on_start = True # evaluate before the first iteration too (False: a short run spends its time training)
 eval_stride = 0 # 0: val loss over eval_iters random batches; N: over every window starting N tokens apart in val.bin, the same windows each time (N = block_size: all of val, each token once)
@@ -58,19 +58,19 @@ init_from = 'scratch' # 'scratch' or 'resume' or 'auto' (resume if out_dir holds
 new_data = False # resume on data other than the checkpoint's on purpose (fine-tuning on new data): without it, such a resume is refused
 # logging
 log_dir = 'logs' # the run's log file goes here
-file_logging = True
-wandb_log = False # disabled by default
-wandb_project = 'owt'
-wandb_run_name = 'gpt2' # 'run' + str(time.time())
+file_logging = True # write the run's log file (rank 0 only)
+wandb_log = False # log to Weights & Biases as well (pip install wandb)
+wandb_project = 'owt' # the Weights & Biases project
+wandb_run_name = 'gpt2' # the run's name in Weights & Biases
 # data
-dataset = 'openwebtext'
+dataset = 'openwebtext' # train on data/<dataset>/train.bin, evaluate on its val.bin
 gradient_accumulation_steps = 5 * 8 # used to simulate larger batch sizes
 batch_size = 12 # if gradient_accumulation_steps > 1, this is the micro-batch size
-block_size = 1024
+block_size = 1024 # context length: tokens in each training window
 # model
-n_layer = 12
-n_head = 12
-n_embd = 768
+n_layer = 12 # transformer blocks
+n_head = 12 # attention heads in each block
+n_embd = 768 # width of the residual stream
 dropout = 0.0 # for pretraining 0 is good, for finetuning try 0.1+
 bias = False # do we use bias inside LayerNorm and Linear layers?
 # newer architecture options (nanochat, modded-nanogpt); the defaults are nanoGPT's GPT-2
@@ -86,18 +86,18 @@ learning_rate = 6e-4 # max learning rate (AdamW)
 muon_lr = 0.02 # max learning rate of Muon's weights (optimizer='muon'); the schedule scales both
 muon_momentum = 0.95 # Muon's Nesterov momentum
 max_iters = 600000 # total number of training iterations
-weight_decay = 1e-1
-beta1 = 0.9
-beta2 = 0.95
+weight_decay = 1e-1 # AdamW's weight decay, of the matrices and embeddings only
+beta1 = 0.9 # AdamW's beta1: how long the mean of the gradients remembers
+beta2 = 0.95 # AdamW's beta2: how long the mean of their squares remembers
 grad_clip = 1.0 # clip gradients at this value, or disable if == 0.0
-# learning rate decay settings
+# schedule
 decay_lr = True # whether to decay the learning rate
 lr_schedule = 'cosine' # after warmup: 'cosine' down to min_lr at lr_decay_iters, or 'wsd': constant, then linear down to min_lr over the last warmdown_iters before lr_decay_iters
 warmup_iters = 2000 # how many steps to warm up for
 lr_decay_iters = 600000 # should be ~= max_iters per Chinchilla
-warmdown_iters = 0 # lr_schedule='wsd' only
+warmdown_iters = 0 # iterations of wsd's linear decay to min_lr (lr_schedule='wsd' only)
 min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
-# DDP and FSDP settings
+# parallel
 parallel = 'ddp' # under torchrun: 'ddp' (a replica of the model on every rank) or 'fsdp' (FSDP2: weights, gradients and optimizer state sharded across the ranks)
 backend = 'auto' # 'nccl' when the processes use CUDA, else 'gloo'
 ddp_timeout = 600 # seconds a rank waits for the others in a collective before the run fails, instead of hanging for ever
@@ -105,10 +105,10 @@ ddp_timeout = 600 # seconds a rank waits for the others in a collective before t
 device = 'auto' # 'cuda', then 'mps', then 'cpu'; or e.g. 'cpu', 'cuda:1'
 dtype = 'auto' # bfloat16 where supported, else float16 (with a GradScaler) on CUDA, float32 elsewhere
 compile = 'auto' # torch.compile the model: on CUDA only
-seed = 1337
+seed = 1337 # the weights' and the batches' random seed
 # -----------------------------------------------------------------------------
-config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
-config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__)
+config_keys = config_block(__file__) # the names assigned above: nothing imported is a key
+config = configure({k: globals()[k] for k in config_keys}, sys.argv[1:], __doc__, config_keys)
 globals().update(config)
 # -----------------------------------------------------------------------------
 
@@ -137,31 +137,10 @@ try: # meta.pkl is read as plain data only: a downloaded or shared dataset folde
     check_out_dir(out_dir)
 except (DatasetError, CheckpointError) as e:
     die(e)
-meta_vocab_size = meta.get('vocab_size')
-try: # 'auto' resumes where out_dir holds a checkpoint (ckpt.pt, or ckpt/: FSDP's shards), else starts
-    init_from, found = start_from(init_from, out_dir, eval_only)
-except CheckpointError as e:
-    die(e)
-if init_from == 'resume':
-    # loaded here, not with the model, so that its shape can be checked against this command line; a
-    # damaged checkpoint (its sha256 tells) is refused here, or an older intact one taken instead. A
-    # sharded one gives its state.json here, and its tensors once the model is made.
-    try:
-        resume_path, checkpoint, resume_notes = load_checkpoint(out_dir, map_location=device)
-    except CheckpointError as e:
-        die(e)
-    ckpt_args = checkpoint['model_args']
-    if block_size > ckpt_args['block_size']:
-        die(f"block_size must be at most {ckpt_args['block_size']}, the block size of {resume_path}, got {block_size}")
-    if meta_vocab_size is not None and meta_vocab_size > ckpt_args['vocab_size']:
-        die(f"dataset {dataset!r} has a vocabulary of {meta_vocab_size}, larger than the {ckpt_args['vocab_size']} "
-            f"of the model in {resume_path}: resume on the dataset it was trained on")
-    data_change = data_changed(checkpoint, data_identity)
-    if data_change and not new_data:
-        die(f'{resume_path} was trained on {data_change}: resume on its data, or pass --new_data=True to train on this data')
-    resume_notes += keep_shape(config, checkpoint) # the log's config says what trains
-if init_from in GPT2_MODELS and importlib.util.find_spec('transformers') is None:
-    die(f'init_from={init_from!r} loads OpenAI weights through HuggingFace: pip install transformers')
+# where the run starts (start.py): init_from made definite, and a checkpoint to resume checked
+# against this command line, its shape kept
+start = Start(config, data_dir, meta.get('vocab_size'), data_identity, device)
+init_from = start.init_from
 if wandb_log and master_process:
     try:
         import wandb
@@ -208,7 +187,7 @@ report(f'tokens per iteration will be: {tokens_per_iter:,}')
 if ranks.restarts:
     report(f'this run is {" and ".join(ranks.restarts)} of its job')
 if config['init_from'] == 'auto':
-    report(f'init_from=auto: {found[0]} holds a checkpoint, resuming' if found else
+    report(f'init_from=auto: {start.found[0]} holds a checkpoint, resuming' if start.found else
            f'init_from=auto: no checkpoint in {out_dir}, starting from scratch')
 
 if master_process:
@@ -228,80 +207,14 @@ def train_batch(it, micro_step):
     draws what it always has), and a resumed run on the uninterrupted one's."""
     return batches.random('train', 0, it, rank * gradient_accumulation_steps + micro_step)
 
-# init these up here, can override if init_from='resume' (i.e. from a checkpoint)
-iter_num = 0
-best_val_loss = 1e9
-
-# vocab_size comes from the dataset's meta.pkl (read above) where it has one
-if meta_vocab_size is not None:
-    report(f"found vocab_size = {meta_vocab_size} (inside {os.path.join(data_dir, 'meta.pkl')})")
-
-model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
-                  bias=bias, vocab_size=None, dropout=dropout) # start with model_args from command line
-# architecture options go into the checkpoint only where they differ from GPT-2's, so a default
-# checkpoint holds nanoGPT's model_args and nanoGPT's own scripts load it
-for k in OPTIONS:
-    if globals()[k] != getattr(GPTConfig, k):
-        model_args[k] = globals()[k]
-if init_from == 'scratch':
-    report('Initializing a new model from scratch')
-    if meta_vocab_size is None:
-        report('defaulting to vocab_size of GPT-2 to 50304 (50257 rounded up for efficiency)')
-    model_args['vocab_size'] = meta_vocab_size if meta_vocab_size is not None else 50304
-    model = GPT(GPTConfig(**model_args))
-elif init_from == 'resume':
-    # the model's shape comes from the checkpoint; the rest of the config from this command line
-    model_args = {k: v for k, v in model_args.items() if k not in OPTIONS}
-    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', *OPTIONS]:
-        if k in checkpoint['model_args']:
-            model_args[k] = checkpoint['model_args'][k]
-    model = GPT(GPTConfig(**model_args))
-    iter_num = checkpoint['iter_num']
-    best_val_loss = checkpoint['best_val_loss']
-    for note in resume_notes: # an older checkpoint taken for a damaged newest one, one with no sha256, the shape kept
-        report(note)
-    report(f'resumed from {resume_path} at iter {iter_num} (best val loss {best_val_loss:.4f})')
-    if data_change: # a val loss on other data is no bar to beat
-        report(f'new_data=True: trained on {data_change}; the best val loss starts over')
-        best_val_loss = 1e9
-    if iter_num >= max_iters:
-        report(f'max_iters={max_iters} is already reached: evaluating only (raise --max_iters to train on)')
-    elif checkpoint.get('log') and not eval_only: # runs.py joins the two logs into one run
-        logger.log(f"continues {checkpoint['log']} at iter {iter_num}")
-else:
-    report(f'Initializing from OpenAI GPT-2 weights: {init_from}')
-    model = GPT.from_pretrained(init_from, dict(dropout=dropout))
-    for k in ['n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size']:
-        model_args[k] = getattr(model.config, k)
-if block_size < model.config.block_size:
-    model.crop_block_size(block_size) # so that the checkpoint will have the right value
-    model_args['block_size'] = block_size
-if ranks.sharded: # before the optimizer, which then holds each rank's shards; FSDP moves each block
-    ranks.shard(model, ptdtype) # to the device as it shards it, so no GPU ever holds the whole model
-else:
-    model.to(device)
-report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
+# the model (new, resumed or GPT-2's), on the device or sharded, with its optimizer and scaler
+model, optimizer, scaler = start.build(ranks, dtype, report, logger.log, fail)
+iter_num, best_val_loss, model_args = start.iter_num, start.best_val_loss, start.model_args
 if rank:
     torch.manual_seed(seed + rank) # each rank its own dropout; rank 0's is one process's
-
-# a GradScaler does something only for float16, whose gradients can underflow
-scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
-                                       optimizer, muon_lr, muon_momentum)
-with ranks.lost_ranks_named(fail, lambda: 'resume'):
-    if init_from == 'resume' and 'sharded' in checkpoint: # FSDP's shards, resharded to this run
-        ranks.load_sharded(model, optimizer, checkpoint['sharded'])
-    elif init_from == 'resume' and ranks.sharded: # one process's checkpoint, sharded here
-        ranks.load_whole(model, optimizer, checkpoint)
-    elif init_from == 'resume':
-        model.load_checkpoint_weights(checkpoint['model'])
-        optimizer.load_state_dict(checkpoint['optimizer'])
-    if init_from == 'resume' and 'scaler' in checkpoint:
-        scaler.load_state_dict(checkpoint['scaler'])
-checkpoint = None # free up memory
 # the last good checkpoint: what a failure leaves to resume from. Only a good newest checkpoint is
 # worth keeping as the previous when the next save replaces it; not one that resume found damaged.
-saved_path, saved_iter = (resume_path, iter_num) if init_from == 'resume' else (None, None)
+saved_path, saved_iter = (start.resume_path, iter_num) if init_from == 'resume' else (None, None)
 newest = [os.path.join(out_dir, name) for name in (NAME, FOLDER)]
 save_path = newest[ranks.sharded]
 

@@ -8,13 +8,20 @@ $ python scripts/bench_parallel.py                       # CPU processes (gloo):
 $ python scripts/bench_parallel.py --device=cuda --nprocs=1 --n_layer=12 --n_embd=768 --block_size=1024 \
       --batch_size=12 --dtype=bfloat16 --compile=True             # GPT-2 124M on one GPU, as gpu_check.sh does
 
-Each rank reports:
+Each rank reports, and the table shows the largest rank's:
 - state: the bytes of the weights, gradients and optimizer state it holds (its shards under FSDP),
   counted from the tensors themselves;
+- build: how far its memory rose above what the libraries take while it built the model and the
+  optimizer, up to the first iteration. CPU: resident memory (Linux's VmHWM, reset before
+  building) above what torch, the process group and the modules building loads take (resident
+  once a tiny model is built the same way); CUDA: max_memory_allocated;
 - peak: its peak resident memory (CPU: ru_maxrss; CUDA: max_memory_allocated);
 - ms/iter: the median of --iters timed iterations after two warm-up ones, and on CUDA the MFU
-  that gives (model.py's estimate, against the GPU's dense peak).
-The goal: FSDP's state per rank at most 1/N of DDP's plus one block's worth.
+  that gives (model.py's estimate, against the GPU's dense peak); cpu ms and sys ms: the
+  processor time (user and system, and system alone) an iteration took, which a machine that
+  other work shares changes less than the wall-clock time.
+The goals: FSDP's state per rank at most 1/N of DDP's plus one block's worth, its build at most
+1/N of the model's bytes, and on a CPU its peak at most 0.65x DDP's at 2 ranks and 0.5x at 4.
 """
 import argparse
 import contextlib
@@ -30,32 +37,51 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def resident(field):
+    """This process's VmRSS or VmHWM (its peak since the last reset), in bytes; 0 outside Linux."""
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ':'))
+    except OSError:
+        return 0
+
+
 def worker(args):
     import torch
     from distributed import Ranks
-    from model import GPT, GPTConfig, peak_flops
+    from model import GPTConfig, peak_flops
     ranks = Ranks(args.parallel, 'nccl' if args.device == 'cuda' else 'gloo',
                   f'cuda:{os.environ.get("LOCAL_RANK", 0)}' if args.device == 'cuda' else 'cpu', timeout=600)
     ranks.start()
-    torch.manual_seed(0)
     config = GPTConfig(n_layer=args.n_layer, n_head=args.n_embd // 64, n_embd=args.n_embd, block_size=args.block_size,
                        vocab_size=50304, bias=False)
-    model = GPT(config)  # FSDP moves each block to the device as it shards it; DDP all of it at once
-    params = model.get_num_params()
-    block = sum(p.numel() for p in model.transformer.h[0].parameters())
     dtype = getattr(torch, args.dtype)
+    # what the libraries take: resident once a tiny model is built the same way, which loads every
+    # module building uses (the meta device's kernels alone are some 200 modules, 28 MB)
+    ranks.build(GPTConfig(n_layer=1, n_head=1, n_embd=64, block_size=8, vocab_size=64), dtype, 8)
+    torch.manual_seed(0)
+    cuda = ranks.device_type == 'cuda'
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    libraries = torch.cuda.memory_allocated() if cuda else resident('VmRSS')
+    with contextlib.suppress(OSError):
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # VmHWM from here on
+    model = ranks.build(config, dtype, config.block_size)  # as train.py builds it
+    params = model.get_num_params()
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    block = sum(p.numel() for p in model.transformer.h[0].parameters())
     # as train.py: FSDP computes in dtype through its policy, DDP under autocast
     ctx = (torch.autocast(ranks.device_type, dtype=dtype) if dtype != torch.float32 and not ranks.sharded
            else contextlib.nullcontext())
-    if ranks.sharded:
-        ranks.shard(model, dtype)
-    else:
-        model.to(ranks.device)
     optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), ranks.device_type, args.optimizer, 0.02, 0.95)
     train = ranks.wrap(model, compile=args.compile)
+    build = (torch.cuda.max_memory_allocated() if cuda else resident('VmHWM')) - libraries
     x = torch.randint(50304, (args.batch_size, args.block_size), device=ranks.device)
     times = []
     for it in range(args.iters + 2):
+        if it == 2:  # the processor time of the timed iterations: a shared machine's waiting left out
+            used = resource.getrusage(resource.RUSAGE_SELF)
         ranks.sync_gradients(train, True)
         t0 = time.perf_counter()
         with ctx:
@@ -68,19 +94,22 @@ def worker(args):
             tensors += [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
             state = sum(local(t).numel() * local(t).element_size() for t in tensors)
         optimizer.zero_grad(set_to_none=False)  # gradients stay allocated, as in a run between steps
-        if ranks.device_type == 'cuda':
+        if cuda:
             torch.cuda.synchronize()
         ranks.sum([0.0])  # every rank finishes the iteration before the clock stops
         times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() if ranks.device_type == 'cuda'
+    peak = (torch.cuda.max_memory_allocated() if cuda
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    everyone = ranks.sum([float(state), float(peak)])
-    ranks.max([0.0])
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime) / args.iters * 1000
+    system = (now.ru_stime - used.ru_stime) / args.iters * 1000
+    largest = ranks.max([float(state), float(peak), float(build), float(libraries), cpu, system])
     ms = statistics.median(times[2:]) * 1000
     _, mfu = model.estimate_mfu(args.batch_size, ms / 1000, peak_flops(ranks.device, dtype))
     if ranks.master:
-        print(json.dumps({'params': params, 'block_params': block, 'state': everyone[0] / ranks.world_size,
-                          'peak': everyone[1] / ranks.world_size, 'ms': ms, 'mfu': mfu}))
+        print(json.dumps({'params': params, 'block_params': block, 'model_bytes': model_bytes, 'state': largest[0],
+                          'peak': largest[1], 'build': largest[2], 'libraries': largest[3], 'cpu_ms': largest[4],
+                          'system_ms': largest[5], 'ms': ms, 'mfu': mfu}))
     ranks.close()
 
 
@@ -114,13 +143,18 @@ def main():
     params, block = rows[0][2]['params'], rows[0][2]['block_params']
     print(f'\n== {params / 1e6:.1f}M parameters ({block / 1e6:.2f}M a block), {args.optimizer}, {args.device}, '
           f'batch {args.batch_size}x{args.block_size}, {args.dtype}, per rank')
-    print(f'{"ranks":>5} {"parallel":>8} {"state MiB":>10} {"of DDP":>7} {"1/N + a block":>14} {"peak MiB":>9} '
-          f'{"ms/iter":>8} {"MFU":>6}')
+    print(f'{"ranks":>5} {"parallel":>8} {"state MiB":>10} {"of DDP":>7} {"1/N + a block":>14} {"libs MiB":>9} '
+          f'{"build MiB":>10} {"model/N":>8} {"peak MiB":>9} {"of DDP":>7} {"ms/iter":>8} {"cpu ms":>7} {"sys ms":>7} '
+          f'{"MFU":>6}')
     for n, parallel, result in rows:
         ddp = next(r for m, p, r in rows if m == n and p == 'ddp')
         bound = ddp['state'] / n + ddp['state'] * block / params
         print(f'{n:>5} {parallel:>8} {result["state"] / 2**20:>10.0f} {result["state"] / ddp["state"]:>7.2f} '
-              f'{bound / 2**20:>14.0f} {result["peak"] / 2**20:>9.0f} {result["ms"]:>8.0f} '
+              f'{bound / 2**20:>14.0f} {result["libraries"] / 2**20:>9.0f} {result["build"] / 2**20:>10.0f} '
+              + (f'{result["model_bytes"] / n / 2**20:>8.0f} ' if parallel == 'fsdp' else f'{"-":>8} ')
+              + f'{result["peak"] / 2**20:>9.0f} '
+              f'{result["peak"] / ddp["peak"]:>7.2f} {result["ms"]:>8.0f} {result["cpu_ms"]:>7.0f} '
+              f'{result["system_ms"]:>7.0f} '
               + (f'{result["mfu"] * 100:>5.1f}%' if result['mfu'] else f'{"-":>6}'))
 
 

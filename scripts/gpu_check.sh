@@ -6,8 +6,10 @@
 #      rotary embeddings, QK-norm, untied zero-init head, softcap, wsd), evaluating every 100
 #      iterations, compilation included;
 #   4. bench.py on the GPT-2 124M config, at micro-batches 12, 16, 24 and 32;
-#   5. GPT-2 124M and 350M under fsdp against ddp on one GPU (scripts/bench_parallel.py, bfloat16,
-#      compiled): ms/iter, MFU and peak memory (about 4 minutes more).
+#   5. GPT-2 124M and 350M under fsdp against ddp (scripts/bench_parallel.py, bfloat16, compiled),
+#      on 1 GPU, or on 2 and 4 where the machine has them: per rank, max_memory_allocated while
+#      building (FSDP's goal: 1/N of the model) and in training, ms/iter and MFU (about 4 minutes
+#      more on one GPU).
 # It ends with a summary. Usage: bash scripts/gpu_check.sh   (PYTHON=... picks the interpreter)
 set -u
 cd "$(dirname "$0")/.."
@@ -54,11 +56,13 @@ for b in 12 16 24 32; do
     step "bench_gpt2_124M_batch$b" '^bench:' $PY bench.py --batch_size=$b
 done
 
+gpus=$($PY -c 'import torch; print(torch.cuda.device_count())')
+nprocs=$( ((gpus >= 4)) && echo 2,4 || { ((gpus >= 2)) && echo 2 || echo 1; })
 for shape in "124M 12 768" "350M 24 1024"; do
     set -- $shape
-    step "parallel_gpt2_$1" '^ +1 +fsdp ' $PY scripts/bench_parallel.py --device=cuda --nprocs=1 --n_layer="$2" \
+    step "parallel_gpt2_$1" ' fsdp ' $PY scripts/bench_parallel.py --device=cuda --nprocs=$nprocs --n_layer="$2" \
         --n_embd="$3" --block_size=1024 --batch_size=12 --dtype=bfloat16 --compile=True --iters=10
-    summary+=("parallel_gpt2_$1 (ddp): $(grep -E '^ +1 +ddp ' "$work/parallel_gpt2_$1.txt" | tail -n 1)")
+    summary+=("parallel_gpt2_$1 (ddp): $(grep -E '^ +[0-9]+ +ddp ' "$work/parallel_gpt2_$1.txt" | tail -n 1)")
 done
 
 echo

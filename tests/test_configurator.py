@@ -1,6 +1,7 @@
 """Bad input to train.py, of any key and any kind, is refused in one line with exit status 2, and nothing is written."""
 import ast
 import os
+import re
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has
     (['--learning_rate=fast'], ['learning_rate expects float', "'fast'"]),
     (['config/no_such_file.py'], ["config file 'config/no_such_file.py' not found"]),
     (['--max_iters'], ["'--max_iters': expected --key=value"]),
+    (['--NAME=x'], ["unknown config key 'NAME'"]),  # checkpoint.py's, imported: not a key
 ])
 def test_bad_command_line_is_refused_in_one_line_without_a_log(workdir, args, needles):
     r = script('train.py', *TINY, *args, cwd=workdir)
@@ -213,6 +215,49 @@ def test_help_lists_every_key_with_its_default_and_exits_0(workdir):
     for line in ('--batch_size', "= 12", '--learning_rate', '0.0006', "--device", "'auto'", '--log_dir'):
         assert line in r.stdout
     assert not (workdir / 'logs').exists()
+
+
+def imported(name):
+    """The names a script imports."""
+    with open(os.path.join(ROOT, name)) as f:
+        tree = ast.parse(f.read())
+    return {(a.asname or a.name).split('.')[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+
+
+def help_entries(text):
+    """{key: (default, meaning)} from --help, a wrapped meaning joined, and the heading lines in order."""
+    entries, headings, key = {}, [], None
+    for line in text.split('keys, their defaults and what they mean:')[1].splitlines():
+        if m := re.match(r'  --(\w+) += (.*?)(?:  +(\S.*))?$', line):
+            key = m.group(1)
+            entries[key] = (m.group(2).strip(), m.group(3) or '')
+        elif line.startswith(' ') and key:
+            entries[key] = (entries[key][0], f'{entries[key][1]} {line.strip()}')
+        elif line.strip():
+            headings.append(line.strip())
+            key = None
+    return entries, headings
+
+
+@pytest.mark.parametrize('name', ['train.py', 'sample.py', 'bench.py'])
+def test_help_shows_exactly_the_config_blocks_keys_each_with_its_default_and_the_comment_beside_it(workdir, name):
+    r = script(name, '--help', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    entries, headings = help_entries(r.stdout)
+    block = script_keys(name)
+    assert list(entries) == list(block)  # the header, --key=value and config files take this set too
+    assert not set(entries) & imported(name), 'an imported name became a config key'
+    source = open(os.path.join(ROOT, name)).read()
+    for key, (default, meaning) in entries.items():
+        comment = re.search(rf'^{key} = .*? # (.*)$', source, re.M)
+        assert comment, f'{name}: {key} has no comment saying what it means'
+        assert meaning == comment.group(1).strip(), key
+        if block[key] is not None:
+            assert default == repr(block[key])
+    if name == 'train.py':
+        groups = ['I/O', 'logging', 'data', 'model', 'optimizer', 'schedule', 'parallel', 'system']
+        assert [h for h in headings if h in groups] == groups
 
 
 def test_config_files_and_overrides_apply_in_order_and_land_in_the_log(workdir):

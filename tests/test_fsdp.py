@@ -62,6 +62,18 @@ def test_two_fsdp_processes_train_as_one_with_accumulation_and_clipping(workdir,
     assert sorted(os.listdir(workdir / 'two' / 'ckpt')) == ['.metadata', '__0_0.distcp', '__1_0.distcp', 'state.json']
 
 
+def test_fsdp_built_on_the_meta_device_starts_from_one_processs_weights_with_rotary_buffers_made_again(workdir):
+    # each rank draws its rows of the seed's weights (model.init_draws); rope's buffers are not
+    # weights, and are computed again on the device: the first evaluation is one process's
+    args = [*TINY, '--rope=True', '--tie_weights=False', '--bias=True', '--max_iters=0', '--eval_iters=4',
+            '--gradient_accumulation_steps=2']
+    one = script('train.py', *args, '--out_dir=one', '--log_dir=one/logs', cwd=workdir, env={'OMP_NUM_THREADS': '1'})
+    two = torchrun(2, *args, *FSDP, '--out_dir=two', '--log_dir=two/logs', cwd=workdir)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr[-3000:]
+    expected, got = newest_steps(workdir / 'one'), newest_steps(workdir / 'two')
+    assert list(got) == [0] and got[0] == pytest.approx(expected[0], abs=1e-5)
+
+
 def test_fsdp_averages_the_gradients_of_the_ranks_and_micro_steps_rather_than_summing_them(tmp_path):
     # AdamW and Muon hardly notice gradients twice as large, so the losses above would not show it:
     # the gradients themselves, gathered, against one process's

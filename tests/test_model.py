@@ -446,6 +446,35 @@ def test_compiled_model_on_cuda_matches_eager_loss_and_backpropagates():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+# ---- FSDP's build: GPT's init replayed a parameter and a piece at a time ----------------------
+
+@pytest.mark.parametrize("options", [dict(), dict(bias=True, tie_weights=False, zero_init=True),
+                                     dict(rope=True, mlp="relu2", zero_init=True), dict(n_layer=0)])
+def test_init_draws_replayed_in_pieces_give_any_ranks_rows_of_gpts_weights_exactly(options):
+    # FSDP's ranks each keep their rows of every parameter (distributed.Ranks.build): at 1 and 3
+    # ranks, with pieces smaller than most tensors and sizes no multiple of 16, every row is
+    # GPT(config)'s to the bit, and the generator ends where GPT(config) leaves it
+    from model import draw_rows, init_draws
+    config = {**dict(n_layer=2, n_head=2, n_embd=24, block_size=20, vocab_size=35, bias=False), **options}
+    torch.manual_seed(5)
+    whole = dict(GPT(GPTConfig(**config)).named_parameters(remove_duplicate=False))
+    after = torch.rand(4)
+    for world in (1, 3):
+        for rank in range(world):
+            rows, held = {}, {}
+            for name, p in whole.items():  # a tied head is the embedding: one tensor, written once
+                if id(p) not in held:
+                    chunk = -(-p.shape[0] // world)
+                    first, last = min(rank * chunk, p.shape[0]), min((rank + 1) * chunk, p.shape[0])
+                    held[id(p)] = (torch.full_like(p[first:last], float("nan")), first)
+                rows[name] = held[id(p)]
+            torch.manual_seed(5)
+            draw_rows(init_draws(GPTConfig(**config)), rows, piece=32)
+            assert torch.equal(torch.rand(4), after)
+            for name, (mine, first) in rows.items():
+                assert torch.equal(mine, whole[name].detach()[first:first + len(mine)]), (name, world, rank)
+
+
 # ---- the newer options (nanochat, modded-nanogpt) --------------------------------------------
 
 def test_rope_replaces_the_position_table_and_query_key_scores_depend_only_on_distance():
