@@ -487,6 +487,15 @@ class LogReader:
                 run.skipped += 1
         self._section = section
 
+    def in_body(self):
+        """Between the header's config and the footer: where every `[ts] ...` line is a step or a message."""
+        return self._section == 'body'
+
+    def time_of(self, stamp):
+        """The time of a `YYYY-MM-DD HH:MM:SS` text read since the last zone line, in that zone; None if
+        none such was read (runs_serve reads the progress lines' times from here)."""
+        return self._times.get(stamp)
+
     def _read_line(self, section, line):
         run = self.run
         if line == BAR:

@@ -24,6 +24,7 @@ import http.server
 import json
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -32,7 +33,7 @@ import urllib.parse
 from array import array
 
 import runs
-from logger import LogReader, format_value, progress_point
+from logger import BAR, RULE, ZONE, LogReader, format_value, progress_point
 from runs_follow import ETA
 
 POLL = 0.1            # seconds between looks at the logs with no footer yet: a line shows within this
@@ -46,6 +47,9 @@ ALL_POINTS = 60000    # progress points sent on the first load, spread over the 
 LIVE_POINTS = 2000    # more new points than this for a run in one look: the page asks for its curve again
 HISTORY = 512         # updates kept for a page whose stream reconnects
 KEEPALIVE = 15        # seconds: a stream with nothing to say writes a comment, to notice a closed tab
+# a progress line, `[ts] iter N: loss X, ...` (logger.progress_point): the line, its time, N and X.
+# Most lines of a log are these: they are read in bulk, never as a Message each
+PROGRESS = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] iter (-?\d+): loss ([^,\n]*)[^\n]*)', re.ASCII)
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 
@@ -53,8 +57,8 @@ LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 # ---------------------------------------------------------------------- one log, read as it grows
 
 class Log:
-    """One log file, read with logger.LogReader as runs.py follow reads it: from the offset where
-    the last read ended. Its id (from the real path) is how the page names it."""
+    """One log file, read as runs.py follow reads it: from the offset where the last read ended. Its
+    id (from the real path) is how the page names it."""
 
     def __init__(self, path):
         self.path = path
@@ -66,6 +70,7 @@ class Log:
         self.reader = LogReader(self.path)
         self.decode = codecs.getincrementaldecoder('utf-8')('replace').decode
         self.offset, self.inode = 0, None
+        self.partial = ''  # a half-written last line: it waits for its newline
         # the progress lines, (iter, time, loss) as numbers: what a Message per line would cost 10x
         self.iters, self.times, self.losses = array('q'), array('d'), array('d')
         self.last_progress = ''  # the latest progress line's text, for its eta
@@ -94,8 +99,7 @@ class Log:
                 f.seek(self.offset)
                 while chunk := f.read(CHUNK):
                     self.offset += len(chunk)
-                    self.reader.feed(self.decode(chunk))  # a half-written last line waits in the reader
-                    self.take()
+                    self.read(self.decode(chunk))
         except OSError:
             return None
         if self.run.started is None and self.offset > 4096:  # load_runs' rule
@@ -105,7 +109,76 @@ class Log:
             self.run.status = 'ended'
         return 'reset' if replaced else 'new'
 
-    def take(self):
+    def read(self, text):
+        """Read the complete lines of what the last read left and text: the header and the footer
+        line by line, as LogReader reads them; the body's progress lines in bulk."""
+        text = self.partial + text
+        cut = text.rfind('\n') + 1
+        self.partial, text = text[cut:], text[:cut]
+        if '\r' in text:  # as LogReader: a log saved with Windows line endings
+            text = text.replace('\r\n', '\n')
+        while text and not self.reader.in_body():  # the header, up to the end of its config
+            end = text.find(RULE + '\n')
+            cut = len(text) if end < 0 else end + len(RULE) + 1
+            self.feed(text[:cut])
+            text = text[cut:]
+        # the body ends at the footer (or at another header: a damaged log), read as the header is
+        stop = min([text.find('\n' + mark) + 1 for mark in (BAR, 'Training run ') if '\n' + mark in text]
+                   + [0] * text.startswith((BAR, 'Training run ')) + [len(text)])
+        body, rest = text[:stop], text[stop:]
+        # a zone line sets the offset of the times after it: the progress lines between two are
+        # read together, in the zone in force there
+        starts = [0] + [body.rfind('\n', 0, at) + 1 for at in find_all(body, '] ' + ZONE)] + [len(body)]
+        for start, end in zip(starts, starts[1:]):
+            if end > start:
+                self.bulk(body[start:end])
+        if rest:
+            self.feed(rest)
+
+    def bulk(self, text):
+        """Read complete lines of the body in which every line that starts `[ts] iter ` is a
+        progress line (else line by line). LogReader reads the rest of them, and of the progress
+        lines the first of each second (so that it sees every timestamp where it first comes, for
+        Run.quiet_limit's gaps) and the last (Run.last_time); the others are never a Message."""
+        parts = PROGRESS.split('\n' + text)
+        lines, stamps = parts[1::5], parts[2::5]
+        n = len(lines)
+        try:
+            if not n or text.count('] iter ') != n:  # none, or some of another shape
+                raise ValueError
+            iters, losses = array('q', map(int, parts[3::5])), array('d', map(float, parts[4::5]))
+        except (ValueError, OverflowError):  # a damaged number: progress_point, line by line
+            return self.feed(text)
+        firsts = dict(zip(reversed(stamps), range(n - 1, -1, -1)))  # each second's first line
+        rests, out, at = parts[0::5], [], 0
+        for k in sorted({*firsts.values(), n - 1}):
+            out += rests[at:k + 1]
+            out.append('\n' + lines[k])
+            at = k + 1
+        out += rests[at:]
+        self.feed(''.join(out)[1:], points=False)
+        # each time once per second, as the reader read it; a line whose time is no time was skipped
+        when = {s: t.timestamp() for s in firsts if (t := self.reader.time_of(s))}
+        if len(when) < len(firsts) or not all(map(math.isfinite, losses)):  # as runs.curves: nan is no point
+            keep = [i for i in range(n) if stamps[i] in when and math.isfinite(losses[i])]
+            if not keep:
+                return
+            iters, losses = array('q', (iters[i] for i in keep)), array('d', (losses[i] for i in keep))
+            stamps, last = [stamps[i] for i in keep], keep[-1]
+        else:
+            last = n - 1
+        self.iters += iters
+        self.times += array('d', map(when.__getitem__, stamps))
+        self.losses += losses
+        self.last_progress = lines[last][22:]  # after `[YYYY-MM-DD HH:MM:SS] `
+
+    def feed(self, text, points=True):
+        """Feed LogReader complete lines; points: whether its progress messages are points (False:
+        they were read in bulk)."""
+        self.reader.feed(text)
+        self.take(points)
+
+    def take(self, points=True):
         """Move the progress points out of the messages into the arrays, and drop the messages but
         the notes before the first progress line (where runs.note looks) and the last (last_time)."""
         for step in self.run.steps[self.steps_seen:]:
@@ -113,7 +186,7 @@ class Log:
         self.steps_seen = len(self.run.steps)
         messages = self.run.messages
         when, stamp = None, 0.0
-        for m in messages[self.seen:]:
+        for m in messages[self.seen:] if points else ():
             if m.text[:5] == 'iter ':
                 point = progress_point(m)
                 if point and math.isfinite(point[2]):  # as runs.curves: a nan loss is no point
@@ -237,6 +310,14 @@ class Row:
         return {'steps': step_columns(log.run.steps[k:], t0),
                 'progress': {'it': list(log.iters[n:]), 't': [round(t - t0) for t in log.times[n:]],
                              'loss': list(log.losses[n:])}}
+
+
+def find_all(text, part):
+    """Where part is in text, each place."""
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def none_if_dash(text):
