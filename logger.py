@@ -541,10 +541,7 @@ class LogReader:
             self._moved_to(when)
         s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
         if s:
-            names_values = _METRIC.split(s.group(4))[1:]
-            metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
-            self.run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics,
-                                       when, rest, self._lines))
+            self.run.steps.append(step_of(*s.groups(), when, rest, self._lines))
         else:
             self.run.messages.append(Message(when, rest, self._lines))
         self._lines += 1
@@ -578,6 +575,13 @@ class LogReader:
             self.run.gaps += 1
             self.run.longest_gap = max(self.run.longest_gap, gap)
         self._previous = max(when, self._previous or when)
+
+
+def step_of(it, train, val, metrics, when=None, text='', line=0):
+    """A Step from the groups of a step line's _STEP match (runs_serve reads them in bulk with it)."""
+    names_values = _METRIC.split(metrics)[1:]
+    metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
+    return Step(int(it), _float(train), _float(val), metrics, when, text, line)
 
 
 def _float(text):

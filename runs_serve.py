@@ -21,8 +21,10 @@ import collections
 import gc
 import hashlib
 import http.server
+import itertools
 import json
 import math
+import operator
 import os
 import re
 import socket
@@ -33,6 +35,7 @@ import urllib.parse
 from array import array
 
 import runs
+import logger
 from logger import BAR, RULE, ZONE, LogReader, format_value, progress_point
 from runs_follow import ETA
 
@@ -47,9 +50,11 @@ ALL_POINTS = 60000    # progress points sent on the first load, spread over the 
 LIVE_POINTS = 2000    # more new points than this for a run in one look: the page asks for its curve again
 HISTORY = 512         # updates kept for a page whose stream reconnects
 KEEPALIVE = 15        # seconds: a stream with nothing to say writes a comment, to notice a closed tab
-# a progress line, `[ts] iter N: loss X, ...` (logger.progress_point): the line, its time, N and X.
-# Most lines of a log are these: they are read in bulk, never as a Message each
-PROGRESS = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] iter (-?\d+): loss ([^,\n]*)[^\n]*)', re.ASCII)
+# a progress line, `[ts] iter N: loss X, ...` (logger.progress_point), or a step line (logger._STEP):
+# most lines of a log are these, and they are read in bulk. The groups: the line, its time, N and X
+# of a progress line, and a step line's _STEP groups
+BULK = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (?:iter (-?\d+): loss ([^,\n]*)[^\n]*|'
+                  + logger._STEP.pattern + r'(?=\n)))')
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 
@@ -136,29 +141,48 @@ class Log:
             self.feed(rest)
 
     def bulk(self, text):
-        """Read complete lines of the body in which every line that starts `[ts] iter ` is a
-        progress line (else line by line). LogReader reads the rest of them, and of the progress
-        lines the first of each second (so that it sees every timestamp where it first comes, for
-        Run.quiet_limit's gaps) and the last (Run.last_time); the others are never a Message."""
-        parts = PROGRESS.split('\n' + text)
-        lines, stamps = parts[1::5], parts[2::5]
-        n = len(lines)
+        """Read complete lines of the body in which every line that starts `[ts] iter ` is a progress
+        line and every one that starts `[ts] step ` a step line (else line by line). LogReader reads
+        the other lines, and of these the first of each second (so that it sees each timestamp where
+        it first comes, for Run.quiet_limit's gaps) and the last progress line (Run.last_time); a
+        progress line is never a Message, and the steps are made here, in the order logged."""
+        parts = BULK.split('\n' + text)
+        lines, stamps, rests = parts[1::9], parts[2::9], parts[0::9]
+        progress = list(map(operator.is_not, parts[3::9], itertools.repeat(None)))
+        n = sum(progress)
         try:
-            if not n or text.count('] iter ') != n:  # none, or some of another shape
-                raise ValueError
-            iters, losses = array('q', map(int, parts[3::5])), array('d', map(float, parts[4::5]))
-        except (ValueError, OverflowError):  # a damaged number: progress_point, line by line
+            if not lines or text.count('] iter ') != n or text.count('] step ') != len(lines) - n:
+                raise ValueError  # none, or some of another shape
+            iters = array('q', map(int, itertools.compress(parts[3::9], progress)))
+            losses = array('d', map(float, itertools.compress(parts[4::9], progress)))
+            steps = list(itertools.starmap(logger.step_of, zip(*(itertools.compress(parts[i::9], map(operator.not_, progress))
+                                                                  for i in range(5, 9)))))
+        except (ValueError, OverflowError):  # a damaged number: as LogReader reads it, line by line
             return self.feed(text)
-        firsts = dict(zip(reversed(stamps), range(n - 1, -1, -1)))  # each second's first line
-        rests, out, at = parts[0::5], [], 0
-        for k in sorted({*firsts.values(), n - 1}):
+        firsts = dict(zip(reversed(stamps), range(len(lines) - 1, -1, -1)))  # each second's first line
+        kept = {*firsts.values()}
+        if n:
+            kept.add(len(progress) - 1 - progress[::-1].index(True))
+        out, at = [], 0
+        for k in sorted(kept):
             out += rests[at:k + 1]
             out.append('\n' + lines[k])
             at = k + 1
         out += rests[at:]
+        before = len(self.run.steps)
         self.feed(''.join(out)[1:], points=False)
-        # each time once per second, as the reader read it; a line whose time is no time was skipped
-        when = {s: t.timestamp() for s in firsts if (t := self.reader.time_of(s))}
+        del self.run.steps[before:]  # those of the lines kept: made again below, with the others
+        # the times as the reader read them, once per second; a line whose time is no time was skipped
+        when = {s: t for s in firsts if (t := self.reader.time_of(s))}
+        step_stamps = list(itertools.compress(stamps, map(operator.not_, progress)))
+        for step, stamp in zip(steps, step_stamps):
+            step.time = when.get(stamp)
+        self.run.steps += [step for step in steps if step.time] if len(when) < len(firsts) else steps
+        self.steps_seen = len(self.run.steps)
+        if not n:
+            return
+        stamps = list(itertools.compress(stamps, progress))
+        lines = list(itertools.compress(lines, progress))
         if len(when) < len(firsts) or not all(map(math.isfinite, losses)):  # as runs.curves: nan is no point
             keep = [i for i in range(n) if stamps[i] in when and math.isfinite(losses[i])]
             if not keep:
@@ -167,8 +191,9 @@ class Log:
             stamps, last = [stamps[i] for i in keep], keep[-1]
         else:
             last = n - 1
+        seconds = {s: t.timestamp() for s, t in when.items()}
         self.iters += iters
-        self.times += array('d', map(when.__getitem__, stamps))
+        self.times += array('d', map(seconds.__getitem__, stamps))
         self.losses += losses
         self.last_progress = lines[last][22:]  # after `[YYYY-MM-DD HH:MM:SS] `
 
@@ -743,10 +768,12 @@ def serve(paths, host=None, port=8765):
         threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 1.0}, daemon=True).start()
         shown = f'[{bind}]' if ':' in bind and not bind.startswith('[') else bind
         print(f'serving {" ".join(paths)} at http://{shown}:{port}/ (Ctrl-C to stop)', flush=True)
+        gc.disable()  # reading makes many objects and frees few: the collector's passes would be wasted
         index.read()
+        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
+        gc.enable()
         n = len(index.order)
         print(f'{n} run{"s" * (n != 1)} read; watching for more', flush=True)
-        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
         index.watch()
     except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error
         print('stopped', flush=True)
