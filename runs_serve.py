@@ -55,6 +55,7 @@ KEEPALIVE = 15        # seconds: a stream with nothing to say writes a comment, 
 # of a progress line, and a step line's _STEP groups
 BULK = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (?:iter (-?\d+): loss ([^,\n]*)[^\n]*|'
                   + logger._STEP.pattern + r'(?=\n)))')
+ALL_FLOATS = re.compile(r'(?:(?:{0})(?:\n(?:{0}))*)?'.format(logger._FLOAT.pattern), re.ASCII)  # logger.parse_value's floats
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 
@@ -155,8 +156,8 @@ class Log:
                 raise ValueError  # none, or some of another shape
             iters = array('q', map(int, itertools.compress(parts[3::9], progress)))
             losses = array('d', map(float, itertools.compress(parts[4::9], progress)))
-            steps = list(itertools.starmap(logger.step_of, zip(*(itertools.compress(parts[i::9], map(operator.not_, progress))
-                                                                  for i in range(5, 9)))))
+            steps = step_columns_of(*(list(itertools.compress(parts[i::9], map(operator.not_, progress)))
+                                      for i in range(5, 9)))
         except (ValueError, OverflowError):  # a damaged number: as LogReader reads it, line by line
             return self.feed(text)
         firsts = dict(zip(reversed(stamps), range(len(lines) - 1, -1, -1)))  # each second's first line
@@ -174,9 +175,7 @@ class Log:
         del self.run.steps[before:]  # those of the lines kept: made again below, with the others
         # the times as the reader read them, once per second; a line whose time is no time was skipped
         when = {s: t for s in firsts if (t := self.reader.time_of(s))}
-        step_stamps = list(itertools.compress(stamps, map(operator.not_, progress)))
-        for step, stamp in zip(steps, step_stamps):
-            step.time = when.get(stamp)
+        steps = map(logger.Step, *steps, map(when.get, itertools.compress(stamps, map(operator.not_, progress))))
         self.run.steps += [step for step in steps if step.time] if len(when) < len(firsts) else steps
         self.steps_seen = len(self.run.steps)
         if not n:
@@ -335,6 +334,21 @@ class Row:
         return {'steps': step_columns(log.run.steps[k:], t0),
                 'progress': {'it': list(log.iters[n:]), 't': [round(t - t0) for t in log.times[n:]],
                              'loss': list(log.losses[n:])}}
+
+
+def step_columns_of(iters, trains, vals, metrics):
+    """The iters, train and val losses and metrics of step lines, from their _STEP groups, as
+    logger.step_of reads each: where every metric is a float, as train.py logs them, their values
+    are checked and converted all at once."""
+    split = list(map(logger._METRIC.split, metrics))
+    values = list(itertools.chain.from_iterable(map(operator.itemgetter(slice(2, None, 2)), split)))
+    if ALL_FLOATS.fullmatch('\n'.join(values)):
+        floats = iter(map(float, values))  # each step's dict takes its share of them, in order
+        names = map(operator.itemgetter(slice(1, None, 2)), split)
+        dicts = [dict(zip(keys, itertools.islice(floats, len(keys)))) for keys in names]
+    else:
+        dicts = [step.metrics for step in map(logger.step_of, iters, trains, vals, metrics)]
+    return list(map(int, iters)), list(map(logger._float, trains)), list(map(logger._float, vals)), dicts
 
 
 def find_all(text, part):
