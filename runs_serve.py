@@ -150,9 +150,9 @@ class Log:
         parts = BULK.split('\n' + text)
         lines, stamps, rests = parts[1::9], parts[2::9], parts[0::9]
         progress = list(map(operator.is_not, parts[3::9], itertools.repeat(None)))
-        n = sum(progress)
+        n, others = sum(progress), ''.join(rests)
         try:
-            if not lines or text.count('] iter ') != n or text.count('] step ') != len(lines) - n:
+            if not lines or '] iter ' in others or '] step ' in others:
                 raise ValueError  # none, or some of another shape
             iters = array('q', map(int, itertools.compress(parts[3::9], progress)))
             losses = array('d', map(float, itertools.compress(parts[4::9], progress)))
