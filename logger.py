@@ -496,6 +496,19 @@ class LogReader:
         none such was read (runs_serve reads the progress lines' times from here)."""
         return self._times.get(stamp)
 
+    def saw(self, stamps):
+        """Note lines of these `YYYY-MM-DD HH:MM:SS` timestamps, in the order logged, read elsewhere
+        (runs_serve reads most lines in bulk): each new time, for time_of and Run.quiet_limit's gaps,
+        as if each line had been read here; a line whose time is no time is skipped."""
+        for stamp in dict.fromkeys(stamps):
+            if stamp not in self._times:
+                try:
+                    when = self._times[stamp] = datetime.datetime.fromisoformat(stamp).replace(tzinfo=self._zone)
+                except ValueError:
+                    self.run.skipped += stamps.count(stamp)
+                    continue
+                self._moved_to(when)
+
     def _read_line(self, section, line):
         run = self.run
         if line == BAR:

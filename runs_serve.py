@@ -144,14 +144,15 @@ class Log:
     def bulk(self, text):
         """Read complete lines of the body in which every line that starts `[ts] iter ` is a progress
         line and every one that starts `[ts] step ` a step line (else line by line). LogReader reads
-        the other lines, and of these the first of each second (so that it sees each timestamp where
-        it first comes, for Run.quiet_limit's gaps) and the last progress line (Run.last_time); a
-        progress line is never a Message, and the steps are made here, in the order logged."""
+        the other lines, and the first and last progress lines (for runs.note and Run.last_time), and
+        notes the others' timestamps in their place (LogReader.saw); a progress line is never a
+        Message, and the steps are made here, in the order logged."""
         parts = BULK.split('\n' + text)
         lines, stamps, rests = parts[1::9], parts[2::9], parts[0::9]
         progress = list(map(operator.is_not, parts[3::9], itertools.repeat(None)))
-        n, others = sum(progress), ''.join(rests)
+        n = sum(progress)
         try:
+            others = ''.join(rests)
             if not lines or '] iter ' in others or '] step ' in others:
                 raise ValueError  # none, or some of another shape
             iters = array('q', map(int, itertools.compress(parts[3::9], progress)))
@@ -160,24 +161,21 @@ class Log:
                                       for i in range(5, 9)))
         except (ValueError, OverflowError):  # a damaged number: as LogReader reads it, line by line
             return self.feed(text)
-        firsts = dict(zip(reversed(stamps), range(len(lines) - 1, -1, -1)))  # each second's first line
-        kept = {*firsts.values()}
-        if n:
-            kept.add(len(progress) - 1 - progress[::-1].index(True))
-        out, at = [], 0
-        for k in sorted(kept):
-            out += rests[at:k + 1]
-            out.append('\n' + lines[k])
-            at = k + 1
-        out += rests[at:]
-        before = len(self.run.steps)
-        self.feed(''.join(out)[1:], points=False)
-        del self.run.steps[before:]  # those of the lines kept: made again below, with the others
+        kept = {progress.index(True), len(progress) - 1 - progress[::-1].index(True)} if n else set()
+        for k in kept:  # LogReader reads them, after the text before them
+            rests[k] += '\n' + lines[k]
+        at = 0
+        for k in itertools.compress(range(len(rests)), rests):  # the lines before rests[k], then it
+            self.reader.saw(stamps[at:k])
+            self.feed(rests[k][1:] + '\n' * (k < len(lines)), points=False)
+            at = k + (k in kept)
+        self.reader.saw(stamps[at:])
+        firsts = dict.fromkeys(stamps)
         # the times as the reader read them, once per second; a line whose time is no time was skipped
         when = {s: t for s in firsts if (t := self.reader.time_of(s))}
         steps = map(logger.Step, *steps, map(when.get, itertools.compress(stamps, map(operator.not_, progress))))
         self.run.steps += [step for step in steps if step.time] if len(when) < len(firsts) else steps
-        self.steps_seen = len(self.run.steps)
+        self.steps_seen = len(self.run.steps)  # their text is '' already
         if not n:
             return
         stamps = list(itertools.compress(stamps, progress))
