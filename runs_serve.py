@@ -129,7 +129,7 @@ class Log:
             self.feed(text[:cut])
             text = text[cut:]
         # the body ends at the footer (or at another header: a damaged log), read as the header is
-        stop = min([text.find('\n' + mark) + 1 for mark in (BAR, 'Training run ') if '\n' + mark in text]
+        stop = min([at + 1 for at in (text.find('\n' + BAR), text.find('\nTraining run ')) if at >= 0]
                    + [0] * text.startswith((BAR, 'Training run ')) + [len(text)])
         body, rest = text[:stop], text[stop:]
         # a zone line sets the offset of the times after it: the progress lines between two are
@@ -340,13 +340,18 @@ def step_columns_of(iters, trains, vals, metrics):
     are checked and converted all at once."""
     split = list(map(logger._METRIC.split, metrics))
     values = list(itertools.chain.from_iterable(map(operator.itemgetter(slice(2, None, 2)), split)))
-    if ALL_FLOATS.fullmatch('\n'.join(values)):
-        floats = iter(map(float, values))  # each step's dict takes its share of them, in order
-        names = map(operator.itemgetter(slice(1, None, 2)), split)
-        dicts = [dict(zip(keys, itertools.islice(floats, len(keys)))) for keys in names]
-    else:
+    names = list(map(operator.itemgetter(slice(1, None, 2)), split))
+    if not ALL_FLOATS.fullmatch('\n'.join(values)):
         dicts = [step.metrics for step in map(logger.step_of, iters, trains, vals, metrics)]
-    return list(map(int, iters)), list(map(logger._float, trains)), list(map(logger._float, vals)), dicts
+    elif names and names.count(names[0]) == len(names):  # the same metrics on every line: each takes the next few
+        floats = iter(map(float, values))
+        dicts = list(map(dict, map(zip, itertools.repeat(names[0]), zip(*[floats] * len(names[0])))
+                         if names[0] else itertools.repeat((), len(names))))
+    else:
+        floats = iter(map(float, values))  # each step's dict takes its share of them, in order
+        dicts = [dict(zip(keys, itertools.islice(floats, len(keys)))) for keys in names]
+    return (list(map(int, iters)), *(list(map(float if 'None' not in losses else logger._float, losses))
+                                     for losses in (trains, vals)), dicts)
 
 
 def find_all(text, part):
