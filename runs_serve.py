@@ -7,8 +7,10 @@ The page (runs_serve.js, drawn by hand on canvas: nothing comes from the network
 table and the curves; a server-sent event stream brings it what the logs gain. Each log is read
 once, then only from the byte offset where the last read ended: the logs still being written are
 looked at (one os.stat) every POLL seconds, the finished ones every POLL_ENDED, and a directory's
-new logs are seen from its mtime. A run's progress losses are kept as arrays of numbers, not as
-messages, so a million-line log costs tens of MB; the page gets each curve downsampled.
+new logs are seen from its mtime. Most lines of a log are progress and step lines: they are read in
+bulk, by one regex over each chunk (LogReader reads the header, the footer and the other messages),
+and a run's progress losses are kept as arrays of numbers, not as messages, so a million-line log
+costs tens of MB; the page gets each curve downsampled.
 
 It is a server, so: it binds to 127.0.0.1 unless --host says otherwise, answers only requests whose
 Host header names it (against DNS rebinding), names runs by ids from its own index (no request
@@ -55,7 +57,8 @@ KEEPALIVE = 15        # seconds: a stream with nothing to say writes a comment, 
 # of a progress line, and a step line's _STEP groups
 BULK = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (?:iter (-?\d+): loss ([^,\n]*)[^\n]*|'
                   + logger._STEP.pattern + r'(?=\n)))')
-ALL_FLOATS = re.compile(r'(?:(?:{0})(?:\n(?:{0}))*)?'.format(logger._FLOAT.pattern), re.ASCII)  # logger.parse_value's floats
+# lines of numbers that logger.parse_value reads as floats, and nothing else
+ALL_FLOATS = re.compile(r'(?:(?:{0})(?:\n(?:{0}))*)?'.format(logger._FLOAT.pattern), re.ASCII)
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 
@@ -117,7 +120,7 @@ class Log:
 
     def read(self, text):
         """Read the complete lines of what the last read left and text: the header and the footer
-        line by line, as LogReader reads them; the body's progress lines in bulk."""
+        line by line, as LogReader reads them; the body's progress and step lines in bulk."""
         text = self.partial + text
         cut = text.rfind('\n') + 1
         self.partial, text = text[cut:], text[:cut]
@@ -343,7 +346,7 @@ def step_columns_of(iters, trains, vals, metrics):
     names = list(map(operator.itemgetter(slice(1, None, 2)), split))
     if not ALL_FLOATS.fullmatch('\n'.join(values)):
         dicts = [step.metrics for step in map(logger.step_of, iters, trains, vals, metrics)]
-    elif names and names.count(names[0]) == len(names):  # the same metrics on every line: each takes the next few
+    elif names and names.count(names[0]) == len(names):  # the same metrics on every line: a few floats each
         floats = iter(map(float, values))
         dicts = list(map(dict, map(zip, itertools.repeat(names[0]), zip(*[floats] * len(names[0])))
                          if names[0] else itertools.repeat((), len(names))))
