@@ -43,7 +43,7 @@ from runs_follow import ETA
 
 POLL = 0.1            # seconds between looks at the logs with no footer yet: a line shows within this
 POLL_ENDED = 2.0      # between looks at the finished ones (truncated, replaced), and at killed runs
-CHUNK = 1 << 20       # bytes read at a time: a big log is never in memory whole
+CHUNK = 1 << 18       # bytes read at a time: a big log is never in memory whole
 NOTES = 100           # messages kept before the first progress line (runs.note reads those)
 BUCKETS = 800         # a progress curve is sent as the lowest and highest loss of this many stretches,
                       # and its moving average at this many points
