@@ -487,6 +487,28 @@ class LogReader:
                 run.skipped += 1
         self._section = section
 
+    def in_body(self):
+        """Between the header's config and the footer: where every `[ts] ...` line is a step or a message."""
+        return self._section == 'body'
+
+    def time_of(self, stamp):
+        """The time of a `YYYY-MM-DD HH:MM:SS` text read since the last zone line, in that zone; None if
+        none such was read (runs_serve reads the progress lines' times from here)."""
+        return self._times.get(stamp)
+
+    def saw(self, stamps):
+        """Note lines of these `YYYY-MM-DD HH:MM:SS` timestamps, in the order logged, read elsewhere
+        (runs_serve reads most lines in bulk): each new time, for time_of and Run.quiet_limit's gaps,
+        as if each line had been read here; a line whose time is no time is skipped."""
+        for stamp in dict.fromkeys(stamps):
+            if stamp not in self._times:
+                try:
+                    when = self._times[stamp] = datetime.datetime.fromisoformat(stamp).replace(tzinfo=self._zone)
+                except ValueError:
+                    self.run.skipped += stamps.count(stamp)
+                    continue
+                self._moved_to(when)
+
     def _read_line(self, section, line):
         run = self.run
         if line == BAR:
@@ -532,10 +554,7 @@ class LogReader:
             self._moved_to(when)
         s = _STEP.fullmatch(rest) if rest.startswith('step ') else None
         if s:
-            names_values = _METRIC.split(s.group(4))[1:]
-            metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
-            self.run.steps.append(Step(int(s.group(1)), _float(s.group(2)), _float(s.group(3)), metrics,
-                                       when, rest, self._lines))
+            self.run.steps.append(step_of(*s.groups(), when, rest, self._lines))
         else:
             self.run.messages.append(Message(when, rest, self._lines))
         self._lines += 1
@@ -569,6 +588,13 @@ class LogReader:
             self.run.gaps += 1
             self.run.longest_gap = max(self.run.longest_gap, gap)
         self._previous = max(when, self._previous or when)
+
+
+def step_of(it, train, val, metrics, when=None, text='', line=0):
+    """A Step from the groups of a step line's _STEP match (runs_serve reads them in bulk with it)."""
+    names_values = _METRIC.split(metrics)[1:]
+    metrics = {k: parse_value(v) for k, v in zip(names_values[::2], names_values[1::2])}
+    return Step(int(it), _float(train), _float(val), metrics, when, text, line)
 
 
 def _float(text):

@@ -7,8 +7,10 @@ The page (runs_serve.js, drawn by hand on canvas: nothing comes from the network
 table and the curves; a server-sent event stream brings it what the logs gain. Each log is read
 once, then only from the byte offset where the last read ended: the logs still being written are
 looked at (one os.stat) every POLL seconds, the finished ones every POLL_ENDED, and a directory's
-new logs are seen from its mtime. A run's progress losses are kept as arrays of numbers, not as
-messages, so a million-line log costs tens of MB; the page gets each curve downsampled.
+new logs are seen from its mtime. Most lines of a log are progress and step lines: they are read in
+bulk, by one regex over each chunk (LogReader reads the header, the footer and the other messages),
+and a run's progress losses are kept as arrays of numbers, not as messages, so a million-line log
+costs tens of MB; the page gets each curve downsampled.
 
 It is a server, so: it binds to 127.0.0.1 unless --host says otherwise, answers only requests whose
 Host header names it (against DNS rebinding), names runs by ids from its own index (no request
@@ -21,9 +23,12 @@ import collections
 import gc
 import hashlib
 import http.server
+import itertools
 import json
 import math
+import operator
 import os
+import re
 import socket
 import sys
 import threading
@@ -32,12 +37,13 @@ import urllib.parse
 from array import array
 
 import runs
-from logger import LogReader, format_value, progress_point
+import logger
+from logger import BAR, RULE, ZONE, LogReader, format_value, progress_point
 from runs_follow import ETA
 
 POLL = 0.1            # seconds between looks at the logs with no footer yet: a line shows within this
 POLL_ENDED = 2.0      # between looks at the finished ones (truncated, replaced), and at killed runs
-CHUNK = 1 << 20       # bytes read at a time: a big log is never in memory whole
+CHUNK = 1 << 18       # bytes read at a time: a big log is never in memory whole
 NOTES = 100           # messages kept before the first progress line (runs.note reads those)
 BUCKETS = 800         # a progress curve is sent as the lowest and highest loss of this many stretches,
                       # and its moving average at this many points
@@ -46,6 +52,13 @@ ALL_POINTS = 60000    # progress points sent on the first load, spread over the 
 LIVE_POINTS = 2000    # more new points than this for a run in one look: the page asks for its curve again
 HISTORY = 512         # updates kept for a page whose stream reconnects
 KEEPALIVE = 15        # seconds: a stream with nothing to say writes a comment, to notice a closed tab
+# a progress line, `[ts] iter N: loss X, ...` (logger.progress_point), or a step line (logger._STEP):
+# most lines of a log are these, and they are read in bulk. The groups: the line, its time, N and X
+# of a progress line, and a step line's _STEP groups
+BULK = re.compile(r'\n(\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (?:iter (-?\d+): loss ([^,\n]*)[^\n]*|'
+                  + logger._STEP.pattern + r'(?=\n)))')
+# lines of numbers that logger.parse_value reads as floats, and nothing else
+ALL_FLOATS = re.compile(r'(?:(?:{0})(?:\n(?:{0}))*)?'.format(logger._FLOAT.pattern), re.ASCII)
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 
@@ -53,8 +66,8 @@ LOOPBACK = ('127.0.0.1', 'localhost', '[::1]')
 # ---------------------------------------------------------------------- one log, read as it grows
 
 class Log:
-    """One log file, read with logger.LogReader as runs.py follow reads it: from the offset where
-    the last read ended. Its id (from the real path) is how the page names it."""
+    """One log file, read as runs.py follow reads it: from the offset where the last read ended. Its
+    id (from the real path) is how the page names it."""
 
     def __init__(self, path):
         self.path = path
@@ -66,6 +79,7 @@ class Log:
         self.reader = LogReader(self.path)
         self.decode = codecs.getincrementaldecoder('utf-8')('replace').decode
         self.offset, self.inode = 0, None
+        self.partial = ''  # a half-written last line: it waits for its newline
         # the progress lines, (iter, time, loss) as numbers: what a Message per line would cost 10x
         self.iters, self.times, self.losses = array('q'), array('d'), array('d')
         self.last_progress = ''  # the latest progress line's text, for its eta
@@ -94,8 +108,7 @@ class Log:
                 f.seek(self.offset)
                 while chunk := f.read(CHUNK):
                     self.offset += len(chunk)
-                    self.reader.feed(self.decode(chunk))  # a half-written last line waits in the reader
-                    self.take()
+                    self.read(self.decode(chunk))
         except OSError:
             return None
         if self.run.started is None and self.offset > 4096:  # load_runs' rule
@@ -105,7 +118,92 @@ class Log:
             self.run.status = 'ended'
         return 'reset' if replaced else 'new'
 
-    def take(self):
+    def read(self, text):
+        """Read the complete lines of what the last read left and text: the header and the footer
+        line by line, as LogReader reads them; the body's progress and step lines in bulk."""
+        text = self.partial + text
+        cut = text.rfind('\n') + 1
+        self.partial, text = text[cut:], text[:cut]
+        if '\r' in text:  # as LogReader: a log saved with Windows line endings
+            text = text.replace('\r\n', '\n')
+        while text and not self.reader.in_body():  # the header, up to the end of its config
+            end = text.find(RULE + '\n')
+            cut = len(text) if end < 0 else end + len(RULE) + 1
+            self.feed(text[:cut])
+            text = text[cut:]
+        # the body ends at the footer (or at another header: a damaged log), read as the header is
+        stop = min([at + 1 for at in (text.find('\n' + BAR), text.find('\nTraining run ')) if at >= 0]
+                   + [0] * text.startswith((BAR, 'Training run ')) + [len(text)])
+        body, rest = text[:stop], text[stop:]
+        # a zone line sets the offset of the times after it: the progress lines between two are
+        # read together, in the zone in force there
+        starts = [0] + [body.rfind('\n', 0, at) + 1 for at in find_all(body, '] ' + ZONE)] + [len(body)]
+        for start, end in zip(starts, starts[1:]):
+            if end > start:
+                self.bulk(body[start:end])
+        if rest:
+            self.feed(rest)
+
+    def bulk(self, text):
+        """Read complete lines of the body in which every line that starts `[ts] iter ` is a progress
+        line and every one that starts `[ts] step ` a step line (else line by line). LogReader reads
+        the other lines, and the first and last progress lines (for runs.note and Run.last_time), and
+        notes the others' timestamps in their place (LogReader.saw); a progress line is never a
+        Message, and the steps are made here, in the order logged."""
+        parts = BULK.split('\n' + text)
+        lines, stamps, rests = parts[1::9], parts[2::9], parts[0::9]
+        progress = list(map(operator.is_not, parts[3::9], itertools.repeat(None)))
+        n = sum(progress)
+        try:
+            others = ''.join(rests)
+            if not lines or '] iter ' in others or '] step ' in others:
+                raise ValueError  # none, or some of another shape
+            iters = array('q', map(int, itertools.compress(parts[3::9], progress)))
+            losses = array('d', map(float, itertools.compress(parts[4::9], progress)))
+            steps = step_columns_of(*(list(itertools.compress(parts[i::9], map(operator.not_, progress)))
+                                      for i in range(5, 9)))
+        except (ValueError, OverflowError):  # a damaged number: as LogReader reads it, line by line
+            return self.feed(text)
+        kept = {progress.index(True), len(progress) - 1 - progress[::-1].index(True)} if n else set()
+        for k in kept:  # LogReader reads them, after the text before them
+            rests[k] += '\n' + lines[k]
+        at = 0
+        for k in itertools.compress(range(len(rests)), rests):  # the lines before rests[k], then it
+            self.reader.saw(stamps[at:k])
+            self.feed(rests[k][1:] + '\n' * (k < len(lines)), points=False)
+            at = k + (k in kept)
+        self.reader.saw(stamps[at:])
+        firsts = dict.fromkeys(stamps)
+        # the times as the reader read them, once per second; a line whose time is no time was skipped
+        when = {s: t for s in firsts if (t := self.reader.time_of(s))}
+        steps = map(logger.Step, *steps, map(when.get, itertools.compress(stamps, map(operator.not_, progress))))
+        self.run.steps += [step for step in steps if step.time] if len(when) < len(firsts) else steps
+        self.steps_seen = len(self.run.steps)  # their text is '' already
+        if not n:
+            return
+        stamps = list(itertools.compress(stamps, progress))
+        lines = list(itertools.compress(lines, progress))
+        if len(when) < len(firsts) or not all(map(math.isfinite, losses)):  # as runs.curves: nan is no point
+            keep = [i for i in range(n) if stamps[i] in when and math.isfinite(losses[i])]
+            if not keep:
+                return
+            iters, losses = array('q', (iters[i] for i in keep)), array('d', (losses[i] for i in keep))
+            stamps, last = [stamps[i] for i in keep], keep[-1]
+        else:
+            last = n - 1
+        seconds = {s: t.timestamp() for s, t in when.items()}
+        self.iters += iters
+        self.times += array('d', map(seconds.__getitem__, stamps))
+        self.losses += losses
+        self.last_progress = lines[last][22:]  # after `[YYYY-MM-DD HH:MM:SS] `
+
+    def feed(self, text, points=True):
+        """Feed LogReader complete lines; points: whether its progress messages are points (False:
+        they were read in bulk)."""
+        self.reader.feed(text)
+        self.take(points)
+
+    def take(self, points=True):
         """Move the progress points out of the messages into the arrays, and drop the messages but
         the notes before the first progress line (where runs.note looks) and the last (last_time)."""
         for step in self.run.steps[self.steps_seen:]:
@@ -113,7 +211,7 @@ class Log:
         self.steps_seen = len(self.run.steps)
         messages = self.run.messages
         when, stamp = None, 0.0
-        for m in messages[self.seen:]:
+        for m in messages[self.seen:] if points else ():
             if m.text[:5] == 'iter ':
                 point = progress_point(m)
                 if point and math.isfinite(point[2]):  # as runs.curves: a nan loss is no point
@@ -237,6 +335,34 @@ class Row:
         return {'steps': step_columns(log.run.steps[k:], t0),
                 'progress': {'it': list(log.iters[n:]), 't': [round(t - t0) for t in log.times[n:]],
                              'loss': list(log.losses[n:])}}
+
+
+def step_columns_of(iters, trains, vals, metrics):
+    """The iters, train and val losses and metrics of step lines, from their _STEP groups, as
+    logger.step_of reads each: where every metric is a float, as train.py logs them, their values
+    are checked and converted all at once."""
+    split = list(map(logger._METRIC.split, metrics))
+    values = list(itertools.chain.from_iterable(map(operator.itemgetter(slice(2, None, 2)), split)))
+    names = list(map(operator.itemgetter(slice(1, None, 2)), split))
+    if not ALL_FLOATS.fullmatch('\n'.join(values)):
+        dicts = [step.metrics for step in map(logger.step_of, iters, trains, vals, metrics)]
+    elif names and names.count(names[0]) == len(names):  # the same metrics on every line: a few floats each
+        floats = iter(map(float, values))
+        dicts = list(map(dict, map(zip, itertools.repeat(names[0]), zip(*[floats] * len(names[0])))
+                         if names[0] else itertools.repeat((), len(names))))
+    else:
+        floats = iter(map(float, values))  # each step's dict takes its share of them, in order
+        dicts = [dict(zip(keys, itertools.islice(floats, len(keys)))) for keys in names]
+    return (list(map(int, iters)), *(list(map(float if 'None' not in losses else logger._float, losses))
+                                     for losses in (trains, vals)), dicts)
+
+
+def find_all(text, part):
+    """Where part is in text, each place."""
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def none_if_dash(text):
@@ -662,10 +788,12 @@ def serve(paths, host=None, port=8765):
         threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 1.0}, daemon=True).start()
         shown = f'[{bind}]' if ':' in bind and not bind.startswith('[') else bind
         print(f'serving {" ".join(paths)} at http://{shown}:{port}/ (Ctrl-C to stop)', flush=True)
+        gc.disable()  # reading makes many objects and frees few: the collector's passes would be wasted
         index.read()
+        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
+        gc.enable()
         n = len(index.order)
         print(f'{n} run{"s" * (n != 1)} read; watching for more', flush=True)
-        gc.freeze()  # what was read stays: the collector's full passes need not walk it while idle
         index.watch()
     except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error
         print('stopped', flush=True)

@@ -363,6 +363,41 @@ def test_a_long_curve_is_sent_as_each_stretchs_lowest_and_highest_and_its_last_p
     assert get(url, f'/api/series?id={row["id"]}&x=up&from=0&to=1')[0] == 400
 
 
+def test_progress_and_step_lines_read_in_bulk_keep_their_times_across_a_zone_line_as_read_log_has_them(tmp_path):
+    """The server reads most lines in bulk, not as LogReader's messages; in pieces as a run appends
+    them, or whole, its points and steps are read_log's, each in the zone in force where it was logged."""
+    import runs_serve
+    from logger import read_log
+    lines = []
+    for it in range(60):  # the clock goes forward an hour at 01:00 UTC: 01:00 local time is 02:00
+        zone, hour = ('+00:00 (GMT)', 0) if it < 30 else ('+01:00 (BST)', 2)
+        stamp = f'2026-03-29 {hour:02}:{59 * (hour == 0):02}:{it % 30 * 2:02}'
+        if it == 30:
+            lines.append(f'[{stamp}] time zone: UTC{zone}')
+        lines.append(f'[{stamp}] iter {it}: loss {3 - it / 100:.4f}, time 1.00ms, {it}/60, eta 0:00:{60 - it:02}')
+        if it % 10 == 0:
+            lines.append(f'[{stamp}] step {it}: train loss {3 - it / 90:.4f}, val loss {3 - it / 80:.4f}, lr 0.001')
+    lines.insert(10, f'[2026-03-29 00:59:09] iter 10: loss nan, time 1.00ms')  # no point, as runs.py's curves
+    text = log_text(tmp_path, {'lr': 1e-3}, [], None) + '\n'.join(lines) + '\n'
+    path = write(tmp_path / 'log_run_20260329_005900.txt', text)
+    logged = read_log(path)
+    points = [(p[1], p[0].timestamp(), p[2]) for p in logged.progress() if p[2] == p[2]]
+    steps = [(s.iter, s.time, s.train_loss, s.val_loss, s.metrics) for s in logged.steps]
+    whole, pieces = runs_serve.Log(path), runs_serve.Log(str(tmp_path / 'growing.txt'))
+    whole.look()
+    data = text.encode()
+    for at in range(0, len(data), 333):  # a run appending, a half line at a time
+        with open(pieces.path, 'ab') as f:
+            f.write(data[at:at + 333])
+        pieces.look()
+    for log in (whole, pieces):
+        assert list(zip(log.iters, log.times, log.losses)) == points
+        assert [(s.iter, s.time, s.train_loss, s.val_loss, s.metrics) for s in log.run.steps] == steps
+        assert (log.run.gaps, log.run.longest_gap, log.run.last_time) == (logged.gaps, logged.longest_gap, logged.last_time)
+    assert points[30][1] - points[29][1] == 2  # 00:59:58 GMT, then 02:00:00 BST: two seconds later
+    assert whole.last_progress == lines[-1][22:]
+
+
 # --------------------------------------------------------------------------- security
 
 def test_a_log_carrying_html_shows_it_as_text_and_runs_no_script(page, served):
