@@ -134,7 +134,9 @@ def test_a_folder_of_every_format_becomes_its_documents_split_by_their_hash(ever
         assert line in r.stdout
 
 
-@pytest.mark.parametrize('tokenizer', ['char', 'gpt2', 'bpe'])
+# slow: [bpe] proves the tiktoken path (val_bpb over the bytes a token spells, sampling) that gpt2 shares;
+# test_adding_files_never_moves_a_document_... prepares with gpt2, the default
+@pytest.mark.parametrize('tokenizer', ['char', pytest.param('gpt2', marks=pytest.mark.slow), 'bpe'])
 def test_each_tokenizer_trains_logs_val_bpb_over_utf8_bytes_and_samples(tmp_path, tokenizer):
     for i, doc in enumerate(documents(40)):
         write(str(tmp_path / 'corpus' / f'{i}.txt'), doc)

@@ -41,6 +41,7 @@ def trained_here(workdir):
     return train_tiny(workdir)
 
 
+@pytest.mark.xdist_group('trained')  # one worker runs these, and so makes `trained` once
 def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
     workdir, r = trained
     logs = logs_in(workdir)
@@ -79,6 +80,7 @@ def test_a_tiny_run_logs_config_command_progress_steps_and_completed(trained):
     assert re.search(r'^iter 7: loss \d+\.\d{4}, time ', r.stdout, re.M)
 
 
+@pytest.mark.xdist_group('trained')
 def test_checkpoint_has_clean_keys_the_best_val_loss_and_is_logged(trained):
     workdir, _ = trained
     ckpt = torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)
@@ -116,6 +118,7 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(trained_here):
     assert len(logs_in(workdir)) == 1
 
 
+@pytest.mark.xdist_group('trained')
 def test_resume_refuses_a_block_size_beyond_the_checkpoints_before_a_log(trained):
     workdir, _ = trained
     r = script('train.py', *TINY, '--init_from=resume', '--block_size=64', '--max_iters=9', cwd=workdir)
@@ -227,6 +230,7 @@ def test_wandb_log_without_wandb_is_a_clear_error(workdir):
     assert not (workdir / 'logs').exists()
 
 
+@pytest.mark.xdist_group('trained')
 def test_sample_prints_text_in_the_training_vocabulary(trained):
     workdir, _ = trained
     (workdir / 'prompt.txt').write_text('First Citizen:\n')
@@ -270,6 +274,7 @@ def on_a_terminal(args, cwd, until=None):
 
 
 @pytest.mark.skipif(not hasattr(os, 'openpty'), reason='needs a pseudo-terminal')
+@pytest.mark.xdist_group('trained')
 def test_sample_shows_a_terminal_each_token_as_it_comes_and_the_text_a_pipe_gets(trained):
     workdir, _ = trained
     args = ['--device=cpu', '--num_samples=1', '--start=All:', '--seed=7']
@@ -288,10 +293,14 @@ def test_sample_shows_a_terminal_each_token_as_it_comes_and_the_text_a_pipe_gets
     (['--start=FILE:missing.txt'], "cannot read the start text 'missing.txt'"),
     (['--start=Zebra'], 'characters this model never saw'),
     (['--temperature=0'], 'temperature must be > 0'),
-    (['--max_new_tokens=0'], 'max_new_tokens must be at least 1, got 0'),
+    # slow: test_configurator's test_check_holds_each_key_to_its_rule proves its rule, [temperature=0] that
+    # sample.py applies RULES
+    pytest.param(['--max_new_tokens=0'], 'max_new_tokens must be at least 1, got 0', marks=pytest.mark.slow),
     (['--init_from=scratch'], "init_from must be 'resume' or a GPT-2 model name"),
-    pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=no_cuda),
+    # slow: test_configurator's [device=cuda] proves resolve()'s refusal, which sample.py calls
+    pytest.param(['--device=cuda'], "device='cuda', but no CUDA GPU is available here", marks=[no_cuda, pytest.mark.slow]),
 ])
+@pytest.mark.xdist_group('trained')
 def test_sample_refuses_bad_input_in_one_line(trained, args, needle):
     workdir, _ = trained
     assert_refused(script('sample.py', '--device=cpu', *args, cwd=workdir), needle, prog='sample.py')
@@ -299,7 +308,8 @@ def test_sample_refuses_bad_input_in_one_line(trained, args, needle):
 
 @pytest.mark.parametrize('args, needle', [
     (['--n_head=5'], 'n_embd must be a multiple of n_head, got n_embd=768, n_head=5'),
-    (['--device=cuda:x'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'cuda:x'"),
+    # slow: test_configurator's [device=gpu] proves resolve()'s refusal, which bench.py calls
+    pytest.param(['--device=cuda:x'], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'cuda:x'", marks=pytest.mark.slow),
 ])
 def test_bench_refuses_bad_values_in_one_line(workdir, args, needle):
     assert_refused(script('bench.py', *args, cwd=workdir), needle, prog='bench.py')
@@ -346,6 +356,7 @@ def copy_of(trained, tmp_path):
     return tmp_path / 'run'
 
 
+@pytest.mark.xdist_group('trained')
 def test_a_sweep_resumed_with_another_shape_logs_the_shape_that_trains_and_shows_as_two_branches(trained, tmp_path):
     workdir = copy_of(trained, tmp_path)
     first = logs_in(workdir)[0]
@@ -381,6 +392,7 @@ def prepare_again(workdir, text):
         pickle.dump({'vocab_size': len(chars), 'itos': dict(enumerate(chars)), 'stoi': {c: i for i, c in enumerate(chars)}}, f)
 
 
+@pytest.mark.xdist_group('trained')
 def test_a_resume_on_changed_data_is_refused_naming_both_unless_new_data_is_asked(trained, tmp_path):
     workdir = copy_of(trained, tmp_path)
     prepare_again(workdir, (TEXT * 60).replace('F', 'X'))  # as many characters, one of them another
@@ -397,6 +409,7 @@ def test_a_resume_on_changed_data_is_refused_naming_both_unless_new_data_is_aske
     assert torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)['iter_num'] == 10  # a new best on new data
 
 
+@pytest.mark.xdist_group('trained')
 def test_sample_refuses_a_start_file_that_is_not_utf8_in_one_line(trained, tmp_path):
     (tmp_path / 'prompt.txt').write_bytes('Café'.encode('latin-1'))
     r = script('sample.py', '--device=cpu', f'--start=FILE:{tmp_path / "prompt.txt"}', cwd=trained[0])

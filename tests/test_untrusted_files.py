@@ -12,6 +12,8 @@ import torch
 from checkpoint import write_checkpoint
 from conftest import TINY, assert_refused, logs_in, make_workdir, script
 
+pytestmark = pytest.mark.xdist_group('untrusted')  # one worker: the module's trained run is made once
+
 CKPT = os.path.join('out', 'ckpt.pt')
 META = os.path.join('data', 'tiny', 'meta.pkl')
 
