@@ -204,6 +204,10 @@ class Workers(concurrent.futures.ProcessPoolExecutor):
     def __exit__(self, *exc):
         for process in list(self._processes.values()):
             process.terminate()
+        # a worker stopped while it sent a result leaves half a message in the result pipe, on which
+        # the pool's thread would wait for ever (Ctrl-C mid-send hung prepare): with this process's
+        # end of the pipe closed too, the dead workers' ends are the last, and the thread reads the end
+        self._result_queue._writer.close()
         self.shutdown(cancel_futures=True)
         return False
 
