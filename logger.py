@@ -49,6 +49,7 @@ class TrainingLogger:
         self._stamp = ''
         self._offset = None       # the UTC offset (seconds) the log last stated
         self._syncing = None      # the thread that fsyncs the header
+        self._words = set()       # metric names that log_metrics has found to be words
 
     # ----------------------------------------------------------------- public API
 
@@ -91,25 +92,33 @@ class TrainingLogger:
         A metric whose value is None (unknown, like mfu on a CPU) is left out."""
         self.log_metrics(iter_num, train_loss, val_loss, metrics)
 
-    def log_metrics(self, iter_num, train_loss, val_loss, metrics):
+    def log_metrics(self, iter_num, train_loss, val_loss, metrics, message=None):
         """log_step with the extra metrics as a dict, for other people's loops: a name that is not
         a word (`train/loss`, `lr-AdamW`) is written as metric_names() maps it. A loss that is None
         (unknown: a line with the train loss only) is written `None`, and read back as None. A line
         with no val loss is no evaluation: like a progress line it is written, not fsynced (an fsync
-        costs milliseconds, and a loop may log every step)."""
+        costs milliseconds, and a loop may log every step). A message is logged after the line, in
+        the same write: a loop that logs every step pays for one system call."""
         if self._fd is None:
             return
         try:
-            line = (f'[{self._timestamp()}] step {iter_num}: train loss {_loss(train_loss)}, '
-                    f'val loss {_loss(val_loss)}')
-            if not all(map(_WORD.fullmatch, map(str, metrics))):
-                metrics = dict(zip(metric_names(metrics), metrics.values()))
+            stamp = self._timestamp()
+            parts = [f'[{stamp}] step {iter_num}: train loss {_loss(train_loss)}, val loss {_loss(val_loss)}']
+            if not self._words.issuperset(metrics):
+                if all(map(_WORD.fullmatch, map(str, metrics))):
+                    if len(self._words) < 1000:  # names that are words, checked once
+                        self._words.update(metrics)
+                else:
+                    metrics = dict(zip(metric_names(metrics), metrics.values()))
             for name, value in metrics.items():
                 if value is not None:
-                    line += f', {name} {format_metric(value)}'
+                    parts.append(f'{name} {format_metric(value)}')
+            line = ', '.join(parts) + '\n'
+            if message is not None:
+                line += f'[{stamp}] {_one_line(str(message))}\n'
         except Exception as e:
             return self._warn(e)
-        self._write(line + '\n', sync=val_loss is not None)
+        self._write(line, sync=val_loss is not None)
 
     def close(self, status='completed'):
         """Write the footer with how the run ended. Later calls do nothing."""
@@ -284,6 +293,8 @@ def _one_line(text):
 
 
 def format_value(value):
+    if value is None or type(value) in (bool, int):  # their repr reads back as themselves
+        return repr(value)
     if not isinstance(value, str):
         for text in (repr(value), str(value)):
             parsed = parse_value(text)
@@ -312,6 +323,9 @@ _INT = re.compile(r'-?(0|[1-9]\d*)', re.ASCII)
 _FLOAT = re.compile(r'-?\d+\.\d+(e[-+]\d+)?|-?\d+e[-+]\d+', re.ASCII)
 
 
+_LITERAL_NAMES = {'True', 'False', 'None', 'nan', 'inf'}  # the names that read back as values
+
+
 def parse_value(text):
     try:
         # plain numbers are most values and metrics: skip the parser, which costs 10x more
@@ -319,12 +333,16 @@ def parse_value(text):
             return int(text)  # raises past 4300 digits; then the value stays text, as literal_eval would
         if _FLOAT.fullmatch(text):
             return float(text)
+        if text.isidentifier() and text not in _LITERAL_NAMES:  # `adamw`, `cuda`: a name is text
+            return text
         return ast.literal_eval(_NanInf().visit(ast.parse(text, mode='eval')))
     except Exception:  # not a Python literal: it is a bare string
         return text
 
 
 def format_metric(value):
+    if type(value) is float:  # most metrics: skip the checks below
+        return repr(value)
     if isinstance(value, (bool, str)) or value is None:
         return format_value(value)
     if isinstance(value, int):

@@ -2,6 +2,7 @@
 came from, a step line per batch of the framework's metrics, progress lines, the footer."""
 import atexit
 import json
+import math
 import multiprocessing
 import os
 import shlex
@@ -75,38 +76,44 @@ class RunLog:
             self._code_line()
             self.logger.log(f'continues {os.path.basename(str(log_name))} at iter {step}')
 
-    def metrics(self, step, values, train_names, val_names):
+    def metrics(self, step, values, train_names, val_names, max_steps=None):
         """A step line: the first of train_names in values is its train loss, the first of val_names
-        its val loss (None where there is none), and the rest follow as extras."""
+        its val loss (None where there is none), and the rest follow as extras. A line with a train
+        loss is followed by a progress line where max_steps is known. Loops may log every step, so
+        this is written for speed: loops, not generators, and the two lines in one write."""
         if not self.logger:
             return
-        self._code_line()
+        if self._code:
+            self._code_line()
         values = dict(values)
         # the losses join the extras under names no metric has (a space), so that one dict says
         # what this step has written already
-        losses = {' train': next((values.pop(n) for n in train_names if n in values), None),
-                  ' val': next((values.pop(n) for n in val_names if n in values), None)}
+        for key, names in ((' train', train_names), (' val', val_names)):
+            for name in names:
+                if name in values:
+                    values[key] = values.pop(name)
+                    break
+        progress = self._progress(step, max_steps) if ' train' in values else None
         if step != self._step:
             self._step, self._written = step, {}
-        values = {k: v for k, v in {**losses, **values}.items()
-                  if v is not None and (k not in self._written or self._written[k] != v)}
-        self._written.update(values)
-        self.logger.log_metrics(step, values.pop(' train', None), values.pop(' val', None), values)
+        written = self._written
+        values = {k: v for k, v in values.items() if v is not None and (k not in written or written[k] != v)}
+        written.update(values)
+        self.logger.log_metrics(step, values.pop(' train', None), values.pop(' val', None), values, progress)
 
     def start_training(self, step):
         self._start = (time.perf_counter(), step)
 
-    def progress(self, step, max_steps):
+    def _progress(self, step, max_steps):
         """`iter N: N/max_steps, eta H:MM:SS`, as the end of train.py's progress line; the loss is on
         the step line before it. The ETA is from this process's pace since start_training()."""
-        if not self.logger or not max_steps or max_steps == float('inf'):
-            return
-        self._code_line()
+        if not max_steps or max_steps == math.inf:
+            return None
         line = f'iter {step}: {step}/{int(max_steps)}'
         if self._start and step > self._start[1]:
             t0, step0 = self._start
             line += f', eta {format_duration((time.perf_counter() - t0) / (step - step0) * (max_steps - step))}'
-        self.logger.log(line)
+        return line
 
     def close(self, status='completed'):
         if self.logger:

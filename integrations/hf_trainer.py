@@ -44,9 +44,7 @@ class TrainingLoggerCallback(TrainerCallback):
             self.run.log('summary: ' + ', '.join(f'{name} {format_metric(value)}' for name, value in
                                                  zip(metric_names(logs), logs.values())))
             return
-        self.run.metrics(state.global_step, logs, ['loss'], ['eval_loss'])
-        if 'loss' in logs:
-            self.run.progress(state.global_step, state.max_steps)
+        self.run.metrics(state.global_step, logs, ['loss'], ['eval_loss'], state.max_steps)
 
     def on_save(self, args, state, control, **kwargs):
         # the folder the Trainer has just saved, as its _save_checkpoint names it

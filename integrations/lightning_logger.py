@@ -79,9 +79,8 @@ class LightningTrainingLogger(Logger):
     def log_metrics(self, metrics, step=None):
         self._open()  # without autologged hyperparameters, the first metrics begin the log
         step = self._trainer.global_step if step is None and self._trainer else step
-        self._run.metrics(step, metrics, self.train_loss, self.val_loss)
-        if self._trainer and self._trainer.training and any(n in metrics for n in self.train_loss):
-            self._run.progress(step, self._max_steps())
+        training = self._trainer and self._trainer.training
+        self._run.metrics(step, metrics, self.train_loss, self.val_loss, self._max_steps() if training else None)
 
     def finalize(self, status):
         # 'success' ends one entry point, not the run: fit then test write one log, ended at exit

@@ -1,9 +1,10 @@
 """
 What TrainingLoggerCallback adds to a Hugging Face Trainer run, and what `import integrations` costs.
 
-    python scripts/bench_integrations.py [--steps=200] [--repeats=7]
+    python scripts/bench_integrations.py [--steps=200] [--repeats=7] [--n_layer=2] [--block_size=16]
 
-A 2-layer GPT-2 (32 wide, built from a config) trains --steps steps on the CPU, logging every step,
+A GPT-2 32 wide (2 layers and 16 tokens a row by default, built from a config) trains --steps steps
+on the CPU, 4 rows a batch, logging every step,
 with and without the callback, alternately in this one process (the
 first of each pair alternates too), so that the machine's noise hits both alike. The overhead is
 the median of the pairs' ratios. On a busy machine that ratio is noise; the time spent inside the
@@ -28,6 +29,8 @@ os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
 parser.add_argument('--steps', type=int, default=200)
 parser.add_argument('--repeats', type=int, default=7, help='pairs of runs')
+parser.add_argument('--n_layer', type=int, default=2)
+parser.add_argument('--block_size', type=int, default=16, help='tokens a row')
 args = parser.parse_args()
 
 
@@ -54,7 +57,7 @@ from integrations import TrainingLoggerCallback  # noqa: E402
 hf_logging.set_verbosity_error()
 torch.set_num_threads(1)
 tmp = tempfile.mkdtemp(prefix='bench_integrations_')
-ids = torch.randint(0, 64, (256, 16), generator=torch.Generator().manual_seed(0))
+ids = torch.randint(0, 64, (256, args.block_size), generator=torch.Generator().manual_seed(0))
 train = [{'input_ids': x, 'labels': x} for x in ids]
 
 
@@ -70,7 +73,8 @@ def timed(name, method, spent):
 
 def seconds(with_callback, n, spent):
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=64))
+    model = GPT2LMHeadModel(GPT2Config(n_layer=args.n_layer, n_head=2, n_embd=32, n_positions=args.block_size,
+                                       vocab_size=64))
     out = os.path.join(tmp, f'run{n}')
     training = TrainingArguments(output_dir=out, max_steps=args.steps, per_device_train_batch_size=4,
                                  logging_steps=1, save_strategy='no',
@@ -104,6 +108,7 @@ for i in range(args.repeats):
     print(f'pair {i + 1}: with {t[True]:.3f} s, without {t[False]:.3f} s, {100 * (ratios[-1] - 1):+.2f}%; '
           f'inside the callback {1000 * total:.1f} ms in {len(spent)} calls')
 with_s, without_s = (statistics.median(p[k] for p in pairs) for k in (0, 1))
+print(f'{args.n_layer} layers, {args.block_size} tokens a row: {1000 * without_s / args.steps:.1f} ms a step')
 print(f'{args.steps} steps, logging every step: with the callback {with_s:.3f} s, without {without_s:.3f} s '
       f'(medians); overhead {100 * (statistics.median(ratios) - 1):+.2f}% (median of {args.repeats} pairs; goal <= 1%)')
 print(f'time inside the callback: {100 * statistics.median(inside):.2f}% of the run without it (median); '

@@ -488,6 +488,20 @@ def test_a_metric_name_that_is_not_a_word_is_mapped_to_one_that_reads_back(tmp_p
                for line in lines_of(lg.path))
 
 
+def test_a_message_given_with_a_step_line_is_the_line_after_it(tmp_path):
+    with TrainingLogger(log_dir=str(tmp_path)) as lg:
+        lg.setup({})
+        lg.log_metrics(3, 2.5, None, {'lr': 0.01}, 'iter 3: 3/10, eta 0:00:07')
+        lg.log_metrics(4, 2.4, None, {'lr': 0.02})
+    lines = lines_of(lg.path)
+    first = next(i for i, line in enumerate(lines) if '] step 3: ' in line)
+    assert re.fullmatch(rf'\[{TS}\] iter 3: 3/10, eta 0:00:07', lines[first + 1])
+    assert '] step 4: train loss 2.4000, val loss None, lr 0.02' in lines[first + 2]
+    run = read_log(lg.path)
+    assert [m.text for m in run.messages] == ['iter 3: 3/10, eta 0:00:07']
+    assert [(s.iter, s.train_loss) for s in run.steps] == [(3, 2.5), (4, 2.4)]
+
+
 def test_a_log_fed_in_pieces_reads_as_read_log_reads_it_whole(tmp_path):
     with TrainingLogger(log_dir=str(tmp_path)) as lg:
         lg.setup({'max_iters': 30, 'name': 'naïve'})
