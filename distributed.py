@@ -8,7 +8,7 @@ so the loop reads the same for one process or a thousand.
     requests = Requests(master=True)                          # SIGTERM, Ctrl-C, SIGUSR1
     ranks = Ranks('fsdp', 'gloo', 'cpu', timeout=600)         # RANK, WORLD_SIZE from torchrun
     ranks.start()
-    model = ranks.build(GPTConfig(...), torch.float32, 1024)  # FSDP2: each rank its shards, before the optimizer
+    model = ranks.build(GPTConfig(...), torch.float32)        # FSDP2: each rank its shards, before the optimizer
     model = ranks.wrap(model, compile=False)                  # compiled; DDP
     stop, save, nonfinite = ranks.agree(requests, loss)       # once an iteration, before the step
     error = ranks.save_sharded(model, optimizer, state, 'out', True, fail)  # FSDP: each rank its shards
@@ -113,22 +113,17 @@ class Ranks:
 
     # ------------------------------------------------------------------ the model
 
-    def build(self, config, param_dtype, block_size):
-        """GPT(config), made from the generator's state as it is, cropped to block_size, on this rank's
-        device: whole in one process and under DDP. Under FSDP no rank ever holds it whole: it is
-        made on the meta device, sharded, and then each parameter is drawn a piece at a time as
-        GPT(config) draws it (model.init_draws), each rank keeping its own rows. The weights are one
-        process's exactly, and the generator ends where GPT(config) leaves it."""
+    def build(self, config, param_dtype):
+        """GPT(config), made from the generator's state as it is, on this rank's device: whole in one
+        process and under DDP. Under FSDP no rank ever holds it whole: it is made on the meta device,
+        sharded, and then each parameter is drawn a piece at a time as GPT(config) draws it
+        (model.init_draws), each rank keeping its own rows. The weights are one process's exactly,
+        and the generator ends where GPT(config) leaves it."""
         if not self.sharded:
-            model = GPT(config)
-            if block_size < config.block_size:
-                model.crop_block_size(block_size)
-            return model.to(self.device)
-        draws = init_draws(config)  # before crop_block_size, as GPT(config) drew them
+            return GPT(config).to(self.device)
+        draws = init_draws(config)
         with torch.device('meta'):
             model = GPT(config)
-        if block_size < config.block_size:
-            model.crop_block_size(block_size)
         self.shard(model, param_dtype)
         model.to_empty(device=self.device)
         rows, held = {}, {}  # a tied head and embedding are one parameter: one shard, written once

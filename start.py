@@ -90,6 +90,9 @@ class Start:
             for note in self.notes: # an older checkpoint for a damaged newest one, no sha256, the shape kept
                 report(note)
             report(f'resumed from {self.resume_path} at iter {self.iter_num} (best val loss {self.best_val_loss:.4f})')
+            if c['block_size'] < model_args['block_size']:
+                report(f"block_size={c['block_size']}: it trains on windows of {c['block_size']} tokens; the model "
+                       f"keeps the {model_args['block_size']} positions of {self.resume_path}")
             if self.data_change: # a val loss on other data is no bar to beat
                 report(f'new_data=True: trained on {self.data_change}; the best val loss starts over')
                 self.best_val_loss = 1e9
@@ -112,8 +115,10 @@ class Start:
             else:
                 model.to(ranks.device)
         else: # from the seed; under FSDP no rank ever holds the whole model (distributed.py says how)
-            model = ranks.build(GPTConfig(**model_args), ptdtype, c['block_size'])
-        model_args['block_size'] = c['block_size'] # so that the checkpoint will have the right value
+            # a resumed model keeps its checkpoint's block size, as in nanoGPT: a shorter --block_size
+            # only shortens the windows it trains on, and its checkpoints load where the first did
+            model = ranks.build(GPTConfig(**model_args), ptdtype)
+        model_args['block_size'] = model.config.block_size # a GPT-2 cropped: its checkpoints say so
         self.model_args = model_args
         report(f'number of parameters: {model.get_num_params() / 1e6:.2f}M')
 

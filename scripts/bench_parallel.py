@@ -58,7 +58,7 @@ def worker(args):
     dtype = getattr(torch, args.dtype)
     # what the libraries take: resident once a tiny model is built the same way, which loads every
     # module building uses (the meta device's kernels alone are some 200 modules, 28 MB)
-    ranks.build(GPTConfig(n_layer=1, n_head=1, n_embd=64, block_size=8, vocab_size=64), dtype, 8)
+    ranks.build(GPTConfig(n_layer=1, n_head=1, n_embd=64, block_size=8, vocab_size=64), dtype)
     torch.manual_seed(0)
     cuda = ranks.device_type == 'cuda'
     if cuda:
@@ -67,7 +67,7 @@ def worker(args):
     with contextlib.suppress(OSError):
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # VmHWM from here on
-    model = ranks.build(config, dtype, config.block_size)  # as train.py builds it
+    model = ranks.build(config, dtype)  # as train.py builds it
     params = model.get_num_params()
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     block = sum(p.numel() for p in model.transformer.h[0].parameters())

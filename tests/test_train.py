@@ -382,6 +382,21 @@ def test_a_sweep_resumed_with_another_shape_logs_the_shape_that_trains_and_shows
         ({'run': os.path.basename(first), 'iter': 8}, lr, 2) for lr in (1e-3, 0)]
 
 
+@pytest.mark.xdist_group('trained')
+def test_a_resume_with_a_shorter_block_size_trains_on_shorter_windows_and_keeps_the_models_positions(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    r = script('train.py', *TINY, '--init_from=resume', '--block_size=16', '--max_iters=10', cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    run = read_log(logs_in(workdir)[-1])
+    assert run.status == 'completed' and run.config['block_size'] == 16 and 10 in [s.iter for s in run.steps]
+    assert any(m.text.startswith('block_size=16: it trains on windows of 16 tokens; the model keeps the 32 '
+                                 'positions of') for m in run.messages)
+    checkpoint = torch.load(workdir / 'out' / 'ckpt.pt', weights_only=False)
+    assert checkpoint['iter_num'] == 10 and checkpoint['model_args']['block_size'] == 32
+    r = script('train.py', *TINY, '--init_from=resume', '--max_iters=12', cwd=workdir)  # the first block size again
+    assert r.returncode == 0, r.stderr
+
+
 def prepare_again(workdir, text):
     """data/tiny prepared again from other text (as prepare.py --force would), char-level."""
     chars = sorted(set(text))
