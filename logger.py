@@ -49,7 +49,6 @@ class TrainingLogger:
         self._stamp = ''
         self._offset = None       # the UTC offset (seconds) the log last stated
         self._syncing = None      # the thread that fsyncs the header
-        self._words = set()       # metric names that log_metrics has found to be words
 
     # ----------------------------------------------------------------- public API
 
@@ -104,12 +103,8 @@ class TrainingLogger:
         try:
             stamp = self._timestamp()
             parts = [f'[{stamp}] step {iter_num}: train loss {_loss(train_loss)}, val loss {_loss(val_loss)}']
-            if not self._words.issuperset(metrics):
-                if all(map(_WORD.fullmatch, map(str, metrics))):
-                    if len(self._words) < 1000:  # names that are words, checked once
-                        self._words.update(metrics)
-                else:
-                    metrics = dict(zip(metric_names(metrics), metrics.values()))
+            if not all(map(_WORD.fullmatch, map(str, metrics))):
+                metrics = dict(zip(metric_names(metrics), metrics.values()))
             for name, value in metrics.items():
                 if value is not None:
                     parts.append(f'{name} {format_metric(value)}')
